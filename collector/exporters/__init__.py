@@ -1,0 +1,1 @@
+"""Exporters: where span batches are written (DuckDB, Parquet)."""

@@ -1,0 +1,182 @@
+"""The DuckDB store: connecting, applying the schema migrations, appending span batches.
+
+Migrations are the ``NNN_name.sql`` files beside this module, applied in name order and recorded
+in ``schema_migrations``. A file runs once; a file that only (re)creates views or macros
+(``CREATE OR REPLACE ...``) runs again when its text changes, so a corrected view reaches every
+existing database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+QUERIES_DIR = Path(__file__).resolve().parent
+DEFAULT_DB_PATH = "otel-tokens.duckdb"
+
+_TS = pa.timestamp("us", tz="UTC")
+
+#: The column set of table ``spans``, in table order, as the exporter hands it over.
+SPANS_SCHEMA = pa.schema(
+    [
+        ("trace_id", pa.string()),
+        ("span_id", pa.string()),
+        ("parent_span_id", pa.string()),
+        ("name", pa.string()),
+        ("kind", pa.string()),
+        ("service_name", pa.string()),
+        ("scope_name", pa.string()),
+        ("start_time", _TS),
+        ("end_time", _TS),
+        ("duration_ms", pa.float64()),
+        ("status_code", pa.string()),
+        ("status_message", pa.string()),
+        ("operation", pa.string()),
+        ("provider", pa.string()),
+        ("request_model", pa.string()),
+        ("response_model", pa.string()),
+        ("input_tokens", pa.int64()),
+        ("output_tokens", pa.int64()),
+        ("cache_read_tokens", pa.int64()),
+        ("cache_creation_tokens", pa.int64()),
+        ("reasoning_tokens", pa.int64()),
+        ("cost_usd", pa.decimal128(18, 10)),
+        ("cost_source", pa.string()),
+        ("usage_estimated", pa.bool_()),
+        ("pricing_ref", pa.string()),
+        ("node", pa.string()),
+        ("user_id", pa.string()),
+        ("tenant", pa.string()),
+        ("session_id", pa.string()),
+        ("conversation_id", pa.string()),
+        ("correlation_id", pa.string()),
+        ("job_type", pa.string()),
+        ("attributes", pa.string()),  # JSON text
+        ("resource_attributes", pa.string()),  # JSON text
+        ("received_at", _TS),
+    ]
+)
+SPAN_COLUMNS: tuple[str, ...] = tuple(SPANS_SCHEMA.names)
+
+_MIGRATION_FILE = re.compile(r"^\d{3}_[a-z0-9_]+\.sql$")
+_REPLACEABLE = re.compile(r"^\s*(--[^\n]*\n\s*)*CREATE\s+OR\s+REPLACE\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Migration:
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+    @property
+    def replaceable(self) -> bool:
+        return bool(_REPLACEABLE.match(self.sql))
+
+
+def migrations() -> list[Migration]:
+    """Every migration file, in the order it is applied."""
+    files = sorted(p for p in QUERIES_DIR.iterdir() if _MIGRATION_FILE.match(p.name))
+    return [Migration(p.stem, p.read_text()) for p in files]
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Bring the database up to the current schema; returns the names applied now."""
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " name VARCHAR PRIMARY KEY, checksum VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL)"
+    )
+    done = dict(con.execute("SELECT name, checksum FROM schema_migrations").fetchall())
+    applied: list[str] = []
+    for m in migrations():
+        if m.name in done and (done[m.name] == m.checksum or not m.replaceable):
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(m.sql)
+            con.execute(
+                "INSERT OR REPLACE INTO schema_migrations VALUES (?, ?, now())",
+                [m.name, m.checksum],
+            )
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        applied.append(m.name)
+    return applied
+
+
+def connect(path: str | Path = DEFAULT_DB_PATH, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open the database; a writable connection is migrated to the current schema first."""
+    con = duckdb.connect(str(path), read_only=read_only)
+    if not read_only:
+        migrate(con)
+    return con
+
+
+def empty_spans_table() -> pa.Table:
+    return SPANS_SCHEMA.empty_table()
+
+
+def spans_table(columns: dict[str, list[Any]]) -> pa.Table:
+    """Build a batch from column lists; columns not given are NULL."""
+    n = len(next(iter(columns.values()))) if columns else 0
+    arrays = [
+        pa.array(columns[f.name], type=f.type) if f.name in columns else pa.nulls(n, f.type)
+        for f in SPANS_SCHEMA
+    ]
+    return pa.Table.from_arrays(arrays, schema=SPANS_SCHEMA)
+
+
+def append_spans(con: duckdb.DuckDBPyConnection, batch: pa.Table) -> int:
+    """Append a batch of spans in one transaction; returns how many rows were new.
+
+    Idempotent on ``(trace_id, span_id)``: a span already stored, or repeated inside the batch,
+    is not inserted again. The duplicate check only reads row groups whose ``start_time`` range
+    overlaps the batch (a re-sent span carries the same start time), so it stays cheap as the
+    table grows instead of probing every stored span or keeping a large key index in memory.
+    """
+    if batch.num_rows == 0:
+        return 0
+    if batch.schema != SPANS_SCHEMA:
+        batch = batch.select(list(SPAN_COLUMNS)).cast(SPANS_SCHEMA)
+    bounds = pc.min_max(batch.column("start_time"))
+    lo: datetime = bounds["min"].as_py()
+    hi: datetime = bounds["max"].as_py()
+    con.register("_incoming_spans", batch)
+    try:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            row = con.execute(
+                """
+                INSERT INTO spans
+                SELECT * FROM (
+                    SELECT DISTINCT ON (trace_id, span_id) * FROM _incoming_spans
+                ) AS b
+                WHERE NOT EXISTS (
+                    SELECT 1 FROM spans AS s
+                    WHERE s.start_time BETWEEN $lo AND $hi
+                      AND s.trace_id = b.trace_id AND s.span_id = b.span_id
+                )
+                """,
+                {"lo": lo, "hi": hi},
+            ).fetchone()
+            inserted = int(row[0]) if row else 0
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+    finally:
+        con.unregister("_incoming_spans")
+    return inserted
+
