@@ -283,8 +283,9 @@ class _Handler(BaseHTTPRequestHandler):
         text = reply_for(prompt, max_tokens if isinstance(max_tokens, int) else None)
         output = estimate_tokens(text)
         reasoning = output // 2 + 16 if model.startswith("o") else 0
-        usage = {
-            "prompt_tokens": estimate_tokens(prompt),
+        prompt_tokens = estimate_tokens(prompt)
+        usage: dict[str, Any] = {
+            "prompt_tokens": prompt_tokens,
             "completion_tokens": output + reasoning,
             "total_tokens": estimate_tokens(prompt) + output + reasoning,
             "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
@@ -304,8 +305,8 @@ class _Handler(BaseHTTPRequestHandler):
                 endpoint="chat.completions",
                 model=model,
                 stream=stream,
-                input_tokens=usage["prompt_tokens"],
-                output_tokens=usage["completion_tokens"],
+                input_tokens=prompt_tokens,
+                output_tokens=output + reasoning,
                 reasoning_tokens=reasoning,
                 correlation_id=correlation_id,
             )
@@ -371,7 +372,8 @@ class _Handler(BaseHTTPRequestHandler):
         if inputs and all(isinstance(x, int) for x in inputs):
             inputs = [inputs]  # one pre-tokenised input
         tokens = sum(len(x) if isinstance(x, list) else estimate_tokens(str(x)) for x in inputs)
-        dims = body.get("dimensions") if isinstance(body.get("dimensions"), int) else 8
+        requested = body.get("dimensions")
+        dims = requested if isinstance(requested, int) and requested > 0 else 8
         data = []
         for i, item in enumerate(inputs):
             seed = _digest(json.dumps(item))
@@ -444,7 +446,7 @@ class _Handler(BaseHTTPRequestHandler):
                 correlation_id=correlation_id,
             )
         )
-        usage = {
+        usage: dict[str, Any] = {
             "input_tokens": uncached,
             "cache_creation_input_tokens": cache_creation,
             "cache_read_input_tokens": cache_read,
@@ -476,7 +478,7 @@ class _Handler(BaseHTTPRequestHandler):
 
         def events() -> Iterator[str]:
             start_usage = {**usage, "output_tokens": 1}  # provisional, as the real API sends
-            message = {
+            message: dict[str, Any] = {
                 "id": message_id,
                 "type": "message",
                 "role": "assistant",
