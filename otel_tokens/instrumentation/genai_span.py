@@ -1,0 +1,248 @@
+"""One in-flight LLM call as a CLIENT span: usage, cost and metrics set before it ends."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import trace
+from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode, Tracer
+
+from otel_tokens import attributes as attr
+from otel_tokens.context import current_node
+from otel_tokens.metrics import get_metrics
+from otel_tokens.usage import Usage
+
+if TYPE_CHECKING:
+    from otel_tokens.pricing import PriceBook
+
+logger = logging.getLogger(__name__)
+
+_price_book: PriceBook | None = None
+
+
+def set_price_book(book: PriceBook | None) -> None:
+    """Use ``book`` for every later call (``configure(prices=...)``); None: the default book."""
+    global _price_book
+    _price_book = book
+
+
+def price_book() -> PriceBook | None:
+    """The book costs are computed with, or None when pricing is unavailable."""
+    global _price_book
+    if _price_book is None:
+        try:
+            from otel_tokens.pricing import default_price_book
+
+            _price_book = default_price_book()
+        except Exception:
+            logger.warning("otel_tokens: price catalogue unavailable; no cost", exc_info=True)
+            return None
+    return _price_book
+
+
+def usage_attributes(usage: Usage) -> dict[str, Any]:
+    """The SPEC §2 usage attributes of ``usage`` (counts that were not reported are left out)."""
+    out: dict[str, Any] = {}
+    if usage.input_tokens is not None:
+        out[attr.GEN_AI_USAGE_INPUT_TOKENS] = usage.input_tokens
+    if usage.output_tokens is not None:
+        out[attr.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output_tokens
+    if usage.cache_read_tokens is not None:
+        out[attr.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read_tokens
+    if usage.cache_creation_tokens is not None:
+        out[attr.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = usage.cache_creation_tokens
+    if usage.reasoning_tokens is not None:
+        out[attr.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning_tokens
+    if usage.estimated:
+        out[attr.OTEL_TOKENS_USAGE_ESTIMATED] = True
+    return out
+
+
+class LLMCall:
+    """One in-flight LLM call; never raises into the application.
+
+    Starts a CLIENT span ``"{operation} {request_model}"`` as a child of the current span.
+    ``existing_span`` (coexistence with another instrumentation that already opened a span for
+    this call): no second span is created; usage and cost are added to that span, and it is left
+    to its owner to end (token and duration metrics are left to the owner too, the cost counter
+    is still recorded).
+    """
+
+    __slots__ = (
+        "_ended",
+        "_error_type",
+        "_metric_attributes",
+        "_owned",
+        "_provider_cost",
+        "_response_model",
+        "_start",
+        "_usage",
+        "provider",
+        "request_model",
+        "span",
+    )
+
+    def __init__(
+        self,
+        tracer: Tracer,
+        *,
+        provider: str,
+        operation: str,
+        request_model: str | None,
+        attributes: dict[str, Any] | None = None,
+        server_address: str | None = None,
+        server_port: int | None = None,
+        existing_span: Span | None = None,
+    ) -> None:
+        self._start = time.perf_counter()
+        self._ended = False
+        self._usage: Usage | None = None
+        self._provider_cost: float | None = None
+        self._response_model: str | None = None
+        self._error_type: str | None = None
+        self.provider = provider
+        self.request_model = request_model
+        self._owned = existing_span is None
+        self._metric_attributes: dict[str, Any] = {
+            attr.GEN_AI_PROVIDER_NAME: provider,
+            attr.GEN_AI_OPERATION_NAME: operation,
+        }
+        self.span: Span = existing_span or INVALID_SPAN
+        try:
+            if request_model:
+                self._metric_attributes[attr.GEN_AI_REQUEST_MODEL] = request_model
+            node = current_node()
+            if node is not None:
+                self._metric_attributes[attr.OTEL_TOKENS_NODE] = node
+            if existing_span is None:
+                span_attributes: dict[str, Any] = {
+                    attr.GEN_AI_OPERATION_NAME: operation,
+                    attr.GEN_AI_PROVIDER_NAME: provider,
+                }
+                if request_model:
+                    span_attributes[attr.GEN_AI_REQUEST_MODEL] = request_model
+                if server_address:
+                    span_attributes[attr.SERVER_ADDRESS] = server_address
+                    if server_port is not None:
+                        span_attributes[attr.SERVER_PORT] = server_port
+                if attributes:
+                    span_attributes.update(attributes)
+                name = f"{operation} {request_model}" if request_model else operation
+                self.span = tracer.start_span(
+                    name, kind=SpanKind.CLIENT, attributes=span_attributes
+                )
+            elif attributes and existing_span.is_recording():
+                # Only add what the owner did not set.
+                known = getattr(existing_span, "attributes", None) or {}
+                existing_span.set_attributes(
+                    {k: v for k, v in attributes.items() if k not in known}
+                )
+        except Exception:
+            logger.debug("otel_tokens: starting an LLM span failed", exc_info=True)
+
+    def use(self) -> Any:
+        """Context manager making this call's span current (HTTP spans nest under it)."""
+        return trace.use_span(
+            self.span, end_on_exit=False, record_exception=False, set_status_on_exception=False
+        )
+
+    def set_response(
+        self,
+        *,
+        response_model: str | None = None,
+        response_id: str | None = None,
+        finish_reasons: Sequence[str] | None = None,
+        usage: Usage | None = None,
+        provider_cost: float | None = None,
+    ) -> None:
+        """Record what the response said; later calls overwrite what they give."""
+        try:
+            span = self.span
+            recording = span.is_recording()
+            if response_model:
+                self._response_model = response_model
+                if recording:
+                    span.set_attribute(attr.GEN_AI_RESPONSE_MODEL, response_model)
+            if recording and response_id:
+                span.set_attribute(attr.GEN_AI_RESPONSE_ID, response_id)
+            if recording and finish_reasons:
+                span.set_attribute(attr.GEN_AI_RESPONSE_FINISH_REASONS, list(finish_reasons))
+            if usage is not None:
+                self._usage = usage
+            if provider_cost is not None:
+                self._provider_cost = provider_cost
+        except Exception:
+            logger.debug("otel_tokens: recording an LLM response failed", exc_info=True)
+
+    @property
+    def usage(self) -> Usage | None:
+        return self._usage
+
+    def fail(self, exc: BaseException) -> None:
+        """Mark the call failed: ``error.type`` and ERROR status (the exception is not raised)."""
+        try:
+            self._error_type = type(exc).__qualname__
+            if self.span.is_recording():
+                self.span.set_attribute(attr.ERROR_TYPE, self._error_type)
+                self.span.set_status(Status(StatusCode.ERROR, str(exc) or self._error_type))
+        except Exception:
+            logger.debug("otel_tokens: recording an LLM failure failed", exc_info=True)
+
+    def end(self) -> None:
+        """Set usage, cost and pricing ref, record metrics, end the span; idempotent."""
+        if self._ended:
+            return
+        self._ended = True
+        try:
+            self._finish()
+        except Exception:
+            logger.debug("otel_tokens: finishing an LLM span failed", exc_info=True)
+        if self._owned:
+            try:
+                self.span.end()
+            except Exception:
+                logger.debug("otel_tokens: ending an LLM span failed", exc_info=True)
+
+    def _finish(self) -> None:
+        span = self.span
+        usage = self._usage
+        values: dict[str, Any] = usage_attributes(usage) if usage is not None else {}
+        cost_amount: float | None = None
+        if self._provider_cost is not None:
+            cost_amount = self._provider_cost
+            values[attr.GEN_AI_USAGE_COST_AMOUNT] = cost_amount
+            values[attr.GEN_AI_USAGE_COST_CURRENCY] = "USD"
+            values[attr.GEN_AI_USAGE_COST_SOURCE] = attr.COST_SOURCE_PROVIDER
+        elif usage is not None and not usage.is_empty:
+            book = price_book()
+            model = self._response_model or self.request_model
+            cost = book.cost(usage, model, self.provider) if book is not None and model else None
+            if cost is not None:
+                cost_amount = cost.amount
+                values[attr.GEN_AI_USAGE_COST_AMOUNT] = cost.amount
+                values[attr.GEN_AI_USAGE_COST_CURRENCY] = "USD"
+                values[attr.GEN_AI_USAGE_COST_SOURCE] = attr.COST_SOURCE_LOCAL
+                values[attr.OTEL_TOKENS_PRICING_REF] = cost.ref
+            else:
+                logger.debug("otel_tokens: no price for %s/%s", self.provider, model)
+        if values and span.is_recording():
+            span.set_attributes(values)
+        metric_attributes = self._metric_attributes
+        if self._response_model:
+            metric_attributes[attr.GEN_AI_RESPONSE_MODEL] = self._response_model
+        if self._error_type:
+            metric_attributes[attr.ERROR_TYPE] = self._error_type
+        metrics = get_metrics()
+        if self._owned:
+            metrics.record(
+                metric_attributes,
+                input_tokens=usage.input_tokens if usage is not None else None,
+                output_tokens=usage.output_tokens if usage is not None else None,
+                duration_s=time.perf_counter() - self._start,
+                cost_usd=cost_amount,
+            )
+        elif cost_amount is not None:
+            metrics.record(metric_attributes, cost_usd=cost_amount)
