@@ -173,8 +173,8 @@ def load(db: Database, filters: ReportFilters) -> ReportData:
     )[0]
     daily = _rows(
         db,
-        f"""SELECT CAST(day AS VARCHAR) AS day, coalesce(model, '(unknown)') AS model, sum(cost_usd) AS cost_usd,
-               CAST(sum(total_tokens) AS BIGINT) AS total_tokens
+        f"""SELECT CAST(day AS VARCHAR) AS day, coalesce(model, '(unknown)') AS model,
+               sum(cost_usd) AS cost_usd, CAST(sum(total_tokens) AS BIGINT) AS total_tokens
             FROM llm_calls {where} GROUP BY ALL ORDER BY day, model""",
     )
     group = """count(*) AS calls, CAST(sum(total_tokens) AS BIGINT) AS total_tokens,
