@@ -1,0 +1,295 @@
+"""Exporter ``duckdb``: span rows → one Arrow batch → one idempotent transaction in the spans table.
+
+The pipeline's single writer thread calls ``export``; a return means the batch is committed (the
+DuckDB write-ahead log holds it), so the receiver may acknowledge. Automatic checkpoints, which
+would stall a commit while the WAL is merged into the file, are pushed out to
+``checkpoint_wal_size``; the writer checkpoints instead when ingest is idle.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from queries import store
+
+TYPE = "duckdb"
+
+_TS_NS = pa.timestamp("ns", tz="UTC")
+_DUMPS = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+_TIME_COLUMNS = ("start_time", "end_time", "received_at")
+_JSON_COLUMNS = ("attributes", "resource_attributes")
+
+
+@dataclass
+class Config:
+    path: str = store.DEFAULT_DB_PATH
+    checkpoint_wal_size: int = 256 * 2**20  # DuckDB checkpoint_threshold while ingesting
+    idle_checkpoint: float = 2.0  # seconds without a batch before the writer checkpoints; 0 = never
+    threads: int = 0  # DuckDB worker threads; 0 = DuckDB's default (all cores)
+    memory_limit: str = ""  # DuckDB memory_limit, e.g. "256MB"; "" = DuckDB's default
+
+    def validate(self) -> None:
+        if not self.path:
+            raise ValueError("path: must not be empty")
+        if self.checkpoint_wal_size < 2**20:
+            raise ValueError("checkpoint_wal_size: must be at least 1MiB")
+        if self.idle_checkpoint < 0:
+            raise ValueError("idle_checkpoint: must be >= 0")
+        if self.threads < 0:
+            raise ValueError("threads: must be >= 0")
+
+
+def create_default_config() -> Config:
+    return Config()
+
+
+# --- rows → Arrow (shared with the parquet exporter) -------------------------------------------
+
+
+def _json_safe(value: Any) -> Any:
+    """Make a value JSON-serialisable: non-finite floats and odd types become strings."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if value is None or isinstance(value, str | int | bool):
+        return value
+    if isinstance(value, bytes):
+        return value.hex()
+    return str(value)
+
+
+def _dump(value: Any) -> str | None:
+    if value is None:
+        return None
+    try:
+        return _DUMPS(value)
+    except (TypeError, ValueError):
+        return _DUMPS(_json_safe(value))
+
+
+def _clean_text(value: Any) -> Any:
+    # Strings from OTLP/JSON may carry lone surrogates, which are not valid UTF-8.
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    return value
+
+
+def _coerce_one(value: Any, type_: pa.DataType) -> Any:
+    """Slow path for a column a processor filled with an unexpected type: coerce or NULL."""
+    if value is None:
+        return None
+    try:
+        if pa.types.is_string(type_):
+            return _clean_text(value if isinstance(value, str) else str(value))
+        if pa.types.is_integer(type_):
+            if isinstance(value, bool):
+                return int(value)
+            f = float(value)
+            return int(f) if math.isfinite(f) and abs(f) < 2**63 else None
+        if pa.types.is_floating(type_):
+            return float(value)
+        if pa.types.is_boolean(type_):
+            if isinstance(value, str):
+                return value.strip().lower() in ("true", "1", "yes")
+            return bool(value)
+        if pa.types.is_decimal(type_):
+            d = Decimal(str(value))
+            return d if d.is_finite() and abs(d) < Decimal(10) ** 8 else None
+    except (TypeError, ValueError, ArithmeticError):
+        return None
+    return None
+
+
+def _array(values: list[Any], type_: pa.DataType) -> pa.Array:
+    try:
+        if pa.types.is_decimal(type_):
+            return pa.array(values, pa.float64()).cast(type_, safe=False)
+        return pa.array(values, type_)
+    except (pa.ArrowException, TypeError, ValueError, OverflowError, UnicodeEncodeError):
+        fixed = [_coerce_one(v, type_) for v in values]
+        if pa.types.is_decimal(type_):
+            return pa.array(fixed, type_)
+        return pa.array(fixed, type_)
+
+
+def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
+    """Team interface 2 rows → an Arrow table with ``queries.store.SPANS_SCHEMA``."""
+    arrays: list[pa.Array] = []
+    for f in store.SPANS_SCHEMA:
+        name = f.name
+        if name in _TIME_COLUMNS:
+            arr = _array([r[name] for r in rows], pa.int64())
+            arrays.append(arr.cast(_TS_NS).cast(f.type, safe=False))
+        elif name == "resource_attributes":
+            # One resource's dict is shared by all its spans: serialise it once per batch.
+            cache: dict[int, str | None] = {}
+            out = []
+            for r in rows:
+                d = r[name]
+                key = id(d)
+                if key not in cache:
+                    cache[key] = _dump(d)
+                out.append(cache[key])
+            arrays.append(_array(out, f.type))
+        elif name == "attributes":
+            arrays.append(_array([_dump(r[name]) for r in rows], f.type))
+        else:
+            arrays.append(_array([r.get(name) for r in rows], f.type))
+    return pa.Table.from_arrays(arrays, schema=store.SPANS_SCHEMA)
+
+
+# --- the exporter -----------------------------------------------------------------------------
+
+
+class DuckDBExporter:
+    """Owns the collector's one DuckDB connection; all writes go through ``export``."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.connection: duckdb.DuckDBPyConnection | None = None
+        self._lock = threading.Lock()
+        self._last_write = time.monotonic()
+        self._dirty = False
+        self._stored = 0
+        self._duplicates = 0
+        self._batches = 0
+        self._checkpoints = 0
+        self._checkpoint_seconds = 0.0
+        self.usage: Counter[tuple[str, str, str, str]] = Counter()
+        self.calls: Counter[tuple[str, str, str]] = Counter()
+        self.cost: dict[tuple[str, str, str], float] = {}
+
+    def start(self) -> None:
+        path = Path(self.config.path)
+        if path.parent and not path.parent.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+        con = store.connect(path)
+        con.execute(f"SET checkpoint_threshold = '{int(self.config.checkpoint_wal_size)}B'")
+        if self.config.threads:
+            con.execute(f"SET threads = {int(self.config.threads)}")
+        if self.config.memory_limit:
+            con.execute("SET memory_limit = ?", [self.config.memory_limit])
+        con.execute("SET preserve_insertion_order = false")
+        # The admin query API runs on cursors of this connection: no file access, and no way
+        # for a query to switch that back on.
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+        self.connection = con
+
+    def export(self, rows: list[dict[str, Any]]) -> int:
+        """Commit the rows (idempotently); returns how many were new."""
+        table = rows_to_table(rows)
+        with self._lock:
+            if self.connection is None:
+                raise RuntimeError("duckdb exporter is not running")
+            inserted = store.append_spans(self.connection, table)
+            self._dirty = True
+            self._last_write = time.monotonic()
+        self._batches += 1
+        self._stored += inserted
+        self._duplicates += len(rows) - inserted
+        if inserted == len(rows):
+            self._count_usage(rows)
+        elif inserted:
+            self._count_usage(self._new_rows(rows))
+        return inserted
+
+    def _new_rows(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        # Rare (a partly re-sent batch): find which rows this commit stored, by received_at.
+        assert self.connection is not None
+        cur = self.connection.cursor()
+        stamps = sorted({r["received_at"] for r in rows})
+        keys = set(
+            cur.execute(
+                "SELECT trace_id, span_id FROM spans WHERE epoch_ns(received_at) IN "
+                "(SELECT unnest(?::BIGINT[]))",
+                [[s // 1000 * 1000 for s in stamps]],
+            ).fetchall()
+        )
+        cur.close()
+        seen: set[tuple[str, str]] = set()
+        out = []
+        for r in rows:
+            k = (r["trace_id"], r["span_id"])
+            if k in keys and k not in seen:
+                seen.add(k)
+                out.append(r)
+        return out
+
+    def _count_usage(self, rows: list[dict[str, Any]]) -> None:
+        for r in rows:
+            if r.get("operation") is None and r.get("input_tokens") is None:
+                continue
+            provider = str(r.get("provider") or "")
+            model = str(r.get("response_model") or r.get("request_model") or "")
+            node = str(r.get("node") or "")
+            key = (provider, model, node)
+            self.calls[key] += 1
+            for kind in ("input", "output", "cache_read", "cache_creation", "reasoning"):
+                n = r.get(f"{kind}_tokens")
+                if isinstance(n, int) and not isinstance(n, bool):
+                    self.usage[(*key, kind)] += n
+            cost = r.get("cost_usd")
+            if isinstance(cost, int | float | Decimal) and not isinstance(cost, bool):
+                self.cost[key] = self.cost.get(key, 0.0) + float(cost)
+
+    def on_idle(self) -> None:
+        """Called by the writer when no batch came for a while: checkpoint now, not mid-ingest."""
+        if not self._dirty or not self.config.idle_checkpoint:
+            return
+        if time.monotonic() - self._last_write < self.config.idle_checkpoint:
+            return
+        self.checkpoint()
+
+    def checkpoint(self) -> None:
+        with self._lock:
+            if self.connection is None:
+                return
+            t0 = time.perf_counter()
+            self.connection.execute("CHECKPOINT")
+            self._dirty = False
+            self._checkpoints += 1
+            self._checkpoint_seconds += time.perf_counter() - t0
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor for read queries (admin API) on the collector's own connection."""
+        if self.connection is None:
+            raise RuntimeError("duckdb exporter is not running")
+        return self.connection.cursor()
+
+    def shutdown(self) -> None:
+        with self._lock:
+            if self.connection is None:
+                return
+            try:
+                self.connection.execute("CHECKPOINT")
+            finally:
+                self.connection.close()
+                self.connection = None
+
+    def counters(self) -> dict[str, int]:
+        return {
+            "stored_spans": self._stored,
+            "duplicate_spans": self._duplicates,
+            "batches": self._batches,
+            "checkpoints": self._checkpoints,
+            "checkpoint_milliseconds": int(self._checkpoint_seconds * 1000),
+        }
+
+
+def create(config: Config) -> DuckDBExporter:
+    return DuckDBExporter(config)
