@@ -1,0 +1,500 @@
+"""Run every benchmark under bench/ and write bench/RESULTS.md, each figure beside its target.
+
+    .venv/bin/python bench/run_all.py          # full run (minutes): bench/RESULTS.md
+    .venv/bin/python bench/run_all.py --smoke  # seconds per script: bench/data/RESULTS.smoke.md
+    .venv/bin/python bench/run_all.py --collect-only DIR --output FILE  # re-collate saved JSON
+
+Each script runs as a subprocess with ``--json PATH`` (and ``--smoke`` in smoke mode) and
+writes one JSON object. This file only orchestrates and collates: the measurements themselves
+live in the scripts. A script that is missing or fails is reported as such, never skipped
+silently, and its targets show "not measured".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+DATA = BENCH / "data"  # gitignored: generated databases, per-script JSON, smoke results
+
+
+@dataclass(frozen=True)
+class Step:
+    """One benchmark script and how to call it in full and smoke mode."""
+
+    name: str
+    script: str  # path relative to the repository root
+    args: tuple[str, ...] = ()
+    smoke_args: tuple[str, ...] = ()
+    optional: bool = False  # its absence is noted but is not a failure of the run
+
+
+@dataclass(frozen=True)
+class Target:
+    """A SPEC §8 row: which figure of which step's JSON is compared with which limit."""
+
+    what: str
+    step: str
+    keys: tuple[str, ...]  # dotted paths into the step's JSON; the first present one is used
+    op: str  # "<=" or ">="
+    limit: float
+    unit: str
+
+    @property
+    def text(self) -> str:
+        sign = "≤" if self.op == "<=" else "≥"
+        return f"{sign} {_fmt(self.limit)} {self.unit}"
+
+    def met(self, value: float) -> bool:
+        return value <= self.limit if self.op == "<=" else value >= self.limit
+
+
+BENCH_DB = DATA / "views.duckdb"
+
+STEPS: tuple[Step, ...] = (
+    Step("instrumentation", "bench/instrumentation.py"),
+    Step("ingest", "bench/ingest.py"),
+    Step(
+        "generate",
+        "bench/generate.py",
+        args=("--spans", "10000000", "--db", str(BENCH_DB)),
+        smoke_args=("--spans", "20000", "--db", str(DATA / "views.smoke.duckdb")),
+    ),
+    Step(
+        "views",
+        "bench/views.py",
+        args=("--db", str(BENCH_DB)),
+        smoke_args=("--db", str(DATA / "views.smoke.duckdb")),
+    ),
+    Step("pricing", "bench/pricing.py", optional=True),
+)
+
+TARGETS: tuple[Target, ...] = (
+    Target(
+        "plugin overhead per LLM call (CPU) over an un-instrumented call",
+        "instrumentation",
+        ("overhead_us.otel_tokens", "otel_tokens.overhead_us", "overhead_us_per_call"),
+        "<=",
+        60,
+        "µs",
+    ),
+    Target(
+        "stamping overhead per non-LLM span",
+        "instrumentation",
+        ("stamping_overhead_us", "stamping.overhead_us", "stamping_us"),
+        "<=",
+        2,
+        "µs",
+    ),
+    Target(
+        "collector ingest, OTLP/HTTP protobuf, 512 spans/request, dedupe on",
+        "ingest",
+        ("spans_per_second", "throughput.spans_per_second", "sustained_spans_per_s"),
+        ">=",
+        50_000,
+        "spans/s",
+    ),
+    Target(
+        "collector memory under 2× overload (answering 503)",
+        "ingest",
+        ("overload.peak_rss_mb", "overload_peak_rss_mb", "peak_rss_mb"),
+        "<=",
+        400,
+        "MB RSS",
+    ),
+    Target(
+        "nothing acknowledged lost under overload",
+        "ingest",
+        ("overload.acknowledged_lost", "acknowledged_lost", "lost_spans"),
+        "<=",
+        0,
+        "spans",
+    ),
+    Target(
+        "slowest usage_by_* view over the generated spans",
+        "views",
+        ("max_view_seconds", "views.max_seconds", "slowest_view_s"),
+        "<=",
+        1,
+        "s",
+    ),
+    Target(
+        "trace lookup by correlation id",
+        "views",
+        ("trace_lookup_ms", "trace_by_correlation_id_ms", "trace.lookup_ms"),
+        "<=",
+        100,
+        "ms",
+    ),
+    Target(
+        "DuckDB bytes per typical LLM span",
+        "views",
+        ("bytes_per_span", "bytes_per_llm_span", "storage.bytes_per_span"),
+        "<=",
+        120,
+        "bytes",
+    ),
+)
+
+
+@dataclass
+class StepResult:
+    """What happened when a step ran (or why it did not)."""
+
+    step: Step
+    command: list[str] = field(default_factory=list)
+    status: str = "not run"  # ok | failed (exit N) | missing | timed out
+    seconds: float = 0.0
+    data: dict[str, Any] = field(default_factory=dict)
+    output_tail: str = ""
+
+
+# --- running ---------------------------------------------------------------------------------
+def run_step(step: Step, *, smoke: bool, out_dir: Path, timeout: float) -> StepResult:
+    result = StepResult(step)
+    script = ROOT / step.script
+    if not script.exists():
+        result.status = "missing"
+        return result
+    json_path = out_dir / f"{step.name}.json"
+    json_path.unlink(missing_ok=True)
+    args = step.smoke_args if smoke else step.args
+    cmd = [
+        sys.executable,
+        step.script,
+        *args,
+        *(["--smoke"] if smoke else []),
+        "--json",
+        str(json_path),
+    ]
+    result.command = cmd
+    started = time.perf_counter()
+    try:
+        proc = subprocess.run(
+            cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        result.seconds = time.perf_counter() - started
+        result.status = f"timed out after {timeout:.0f} s"
+        result.output_tail = _tail(_text(exc.stdout) + _text(exc.stderr))
+        return result
+    result.seconds = time.perf_counter() - started
+    result.output_tail = _tail(proc.stdout + ("\n" + proc.stderr if proc.stderr.strip() else ""))
+    if proc.returncode != 0:
+        result.status = f"failed (exit {proc.returncode})"
+    elif not json_path.exists():
+        result.status = "failed (no JSON written)"
+    else:
+        result.status = "ok"
+    if json_path.exists():
+        result.data = load_json(json_path)
+    return result
+
+
+def _text(value: str | bytes | None) -> str:
+    if value is None:
+        return ""
+    return value.decode(errors="replace") if isinstance(value, bytes) else value
+
+
+def _tail(text: str, lines: int = 25) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def load_json(path: Path) -> dict[str, Any]:
+    """A step's JSON object; anything else is reported as an error value, not a crash."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return {"error": f"unreadable JSON ({exc})"}
+    return data if isinstance(data, dict) else {"error": "JSON is not an object"}
+
+
+# --- collating -------------------------------------------------------------------------------
+def lookup(data: Mapping[str, Any], path: str) -> Any:
+    node: Any = data
+    for part in path.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def figure(data: Mapping[str, Any], keys: tuple[str, ...]) -> tuple[str, float] | None:
+    """The first of ``keys`` that holds a number, with the key it was found under."""
+    for key in keys:
+        value = lookup(data, key)
+        if isinstance(value, bool):
+            value = int(value)
+        if isinstance(value, (int, float)):
+            return key, float(value)
+    return None
+
+
+def flatten(data: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """Every leaf of a JSON value as (dotted path, value); lists of scalars stay one value."""
+    if isinstance(data, Mapping):
+        for key, value in data.items():
+            yield from flatten(value, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(data, list) and any(isinstance(v, (Mapping, list)) for v in data):
+        for i, value in enumerate(data):
+            yield from flatten(value, f"{prefix}[{i}]")
+    else:
+        yield prefix, data
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return str(value).lower()
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if value == int(value):
+            return f"{int(value):,}"
+        if abs(value) >= 100:
+            return f"{value:,.1f}"
+        return f"{value:.3g}"
+    if isinstance(value, list):
+        return ", ".join(_fmt(v) for v in value)
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def machine() -> dict[str, str]:
+    info = {
+        "cores": str(os.cpu_count()),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                info["ram"] = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+                break
+    except OSError:
+        pass
+    info.setdefault("cpu", platform.processor() or "unknown")
+    return info
+
+
+def load_average() -> str:
+    try:
+        return " / ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
+VERSIONED = (
+    "otel-tokens",
+    "duckdb",
+    "pyarrow",
+    "opentelemetry-sdk",
+    "opentelemetry-exporter-otlp-proto-http",
+    "opentelemetry-instrumentation-openai-v2",
+    "genai-prices",
+    "openai",
+    "anthropic",
+    "google-genai",
+    "grpcio",
+    "uvicorn",
+)
+
+
+def versions() -> dict[str, str]:
+    found = {}
+    for name in VERSIONED:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def git_revision() -> str:
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return rev + (" (with uncommitted changes)" if dirty else "")
+
+
+def render(
+    results: list[StepResult],
+    *,
+    smoke: bool,
+    env: Mapping[str, Any],
+    started_at: datetime,
+) -> str:
+    by_name = {r.step.name: r for r in results}
+    lines = [
+        "# Benchmark results",
+        "",
+        "Generated by `bench/run_all.py`; do not edit by hand. Targets are SPEC §8.",
+        "",
+    ]
+    if smoke:
+        lines += [
+            "> **Smoke run** (`--smoke`): tiny inputs that check the scripts work. The numbers",
+            "> below say nothing about performance; run `make bench` for real figures.",
+            "",
+        ]
+    lines += [
+        f"- run: {started_at.strftime('%Y-%m-%d %H:%M UTC')}, revision {env.get('revision')}",
+        f"- machine: {env['machine'].get('cores')} cores, {env['machine'].get('ram', '?')} RAM, "
+        f"{env['machine'].get('cpu')}",
+        f"- {env['machine'].get('platform')}, Python {env['machine'].get('python')}",
+        f"- load average (1/5/15 min): before {env.get('load_before')}, "
+        f"after {env.get('load_after')}",
+        "- versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()),
+        "",
+        "## Targets",
+        "",
+        "| what | target | measured | result | source |",
+        "|---|---|---|---|---|",
+    ]
+    met = missed = unmeasured = 0
+    for t in TARGETS:
+        r = by_name.get(t.step)
+        found = figure(r.data, t.keys) if r else None
+        if found is None:
+            why = (
+                "script missing" if r and r.status == "missing" else (r.status if r else "not run")
+            )
+            if r and r.status == "ok":
+                why = "figure not in JSON (looked for " + ", ".join(f"`{k}`" for k in t.keys) + ")"
+            lines.append(f"| {t.what} | {t.text} | — | not measured | {t.step}: {why} |")
+            unmeasured += 1
+            continue
+        key, value = found
+        ok = t.met(value)
+        met, missed = met + ok, missed + (not ok)
+        verdict = "**met**" if ok else "**missed**"
+        lines.append(
+            f"| {t.what} | {t.text} | {_fmt(value)} {t.unit} | {verdict} "
+            f"| `{t.step}.json` `{key}` |"
+        )
+    lines += ["", f"{met} met, {missed} missed, {unmeasured} not measured.", ""]
+
+    lines += ["## Scripts", ""]
+    for r in results:
+        lines += [f"### {r.step.name}", ""]
+        if r.status == "missing":
+            note = " (optional)" if r.step.optional else ""
+            lines += [f"`{r.step.script}` does not exist yet{note}: nothing measured.", ""]
+            continue
+        if r.command:
+            lines += ["```sh", shlex.join(_relative(r.command)), "```", ""]
+        lines += [f"status: {r.status}, wall time {r.seconds:.1f} s", ""]
+        leaves = [(k, v) for k, v in flatten(r.data) if k]
+        if leaves:
+            lines += ["| figure | value |", "|---|---|"]
+            lines += [f"| `{k}` | {_fmt(v)} |" for k, v in leaves]
+            lines.append("")
+        if r.output_tail and r.status != "ok":
+            lines += ["<details><summary>output (last lines)</summary>", "", "```"]
+            lines += [r.output_tail, "```", "", "</details>", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _relative(cmd: list[str]) -> list[str]:
+    """Commands as a reader would type them in the repository root."""
+    out = []
+    for part in cmd:
+        if part == sys.executable:
+            part = ".venv/bin/python"
+        elif part.startswith(str(ROOT) + os.sep):
+            part = os.path.relpath(part, ROOT)
+        out.append(part)
+    return out
+
+
+def collect_dir(directory: Path) -> list[StepResult]:
+    """Results from a directory of saved ``<step>.json`` files (no script is run)."""
+    results = []
+    for step in STEPS:
+        path = directory / f"{step.name}.json"
+        result = StepResult(step)
+        if path.exists():
+            result.status, result.data = "ok", load_json(path)
+        else:
+            result.status = "missing"
+        results.append(result)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny inputs: checks, not numbers")
+    parser.add_argument("--output", help="where to write the Markdown (default per mode)")
+    parser.add_argument("--only", action="append", help="run only this step (repeatable)")
+    parser.add_argument("--timeout", type=float, default=None, help="seconds per script")
+    parser.add_argument(
+        "--collect-only", metavar="DIR", help="collate <step>.json files in DIR, run nothing"
+    )
+    args = parser.parse_args(argv)
+    started_at = datetime.now(UTC)
+    default_output = DATA / "RESULTS.smoke.md" if args.smoke else BENCH / "RESULTS.md"
+    output = Path(args.output) if args.output else default_output
+    timeout = args.timeout or (120.0 if args.smoke else 3600.0)
+    env: dict[str, Any] = {
+        "machine": machine(),
+        "versions": versions(),
+        "revision": git_revision(),
+        "load_before": load_average(),
+    }
+    if args.collect_only:
+        results = collect_dir(Path(args.collect_only))
+    else:
+        out_dir = DATA / ("smoke" if args.smoke else "full")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        results = []
+        for step in STEPS:
+            if args.only and step.name not in args.only:
+                continue
+            print(f"[bench] {step.name}: {step.script} ...", flush=True)
+            result = run_step(step, smoke=args.smoke, out_dir=out_dir, timeout=timeout)
+            print(f"[bench] {step.name}: {result.status} ({result.seconds:.1f} s)", flush=True)
+            results.append(result)
+    env["load_after"] = load_average()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(render(results, smoke=args.smoke, env=env, started_at=started_at), "utf-8")
+    print(f"[bench] wrote {os.path.relpath(output, Path.cwd())}")
+    failed = [r for r in results if r.status not in ("ok", "missing")]
+    missing = [r for r in results if r.status == "missing" and not r.step.optional]
+    for r in failed + missing:
+        print(f"[bench] {r.step.name}: {r.status}", file=sys.stderr)
+    return 1 if failed or missing else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,84 @@
+"""bench/run_all.py collates the scripts' JSON into RESULTS.md, each figure beside its target."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _collate(results_dir: Path, output: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "bench/run_all.py",
+            "--collect-only",
+            str(results_dir),
+            "--output",
+            str(output),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def _row(markdown: str, what: str) -> str:
+    return next(line for line in markdown.splitlines() if line.startswith(f"| {what}"))
+
+
+def test_figures_are_compared_with_their_targets(tmp_path: Path) -> None:
+    (tmp_path / "instrumentation.json").write_text(
+        json.dumps(
+            {"overhead_us": {"otel_tokens": 42.5, "openai_v2": 205.0}, "stamping_overhead_us": 2.7}
+        )
+    )
+    (tmp_path / "ingest.json").write_text(
+        json.dumps(
+            {"spans_per_second": 61234, "overload": {"peak_rss_mb": 512.0, "acknowledged_lost": 0}}
+        )
+    )
+    out = tmp_path / "RESULTS.md"
+    proc = _collate(tmp_path, out)
+    text = out.read_text()
+    assert "42.5 µs | **met**" in _row(text, "plugin overhead per LLM call")
+    assert "2.7 µs | **missed**" in _row(text, "stamping overhead")
+    assert "61,234 spans/s | **met**" in _row(text, "collector ingest")
+    assert "512 MB RSS | **missed**" in _row(text, "collector memory")
+    assert "**met**" in _row(text, "nothing acknowledged lost")
+    # views.json is absent: its targets are reported, not dropped, and the run says it failed.
+    assert "not measured" in _row(text, "trace lookup by correlation id")
+    assert "3 met, 2 missed, 3 not measured." in text
+    assert "| `overhead_us.openai_v2` | 205 |" in text  # every figure is listed, not only targets
+    assert proc.returncode == 1 and "views: missing" in proc.stderr
+
+
+def test_a_json_without_the_expected_figure_names_what_was_looked_for(tmp_path: Path) -> None:
+    (tmp_path / "views.json").write_text(json.dumps({"usage_by_user_s": 0.4}))
+    out = tmp_path / "RESULTS.md"
+    _collate(tmp_path, out)
+    row = _row(out.read_text(), "trace lookup by correlation id")
+    assert "figure not in JSON (looked for `trace_lookup_ms`" in row
+
+
+def test_unreadable_json_is_reported_not_a_crash(tmp_path: Path) -> None:
+    (tmp_path / "ingest.json").write_text("{not json")
+    (tmp_path / "views.json").write_text("[1, 2]")
+    out = tmp_path / "RESULTS.md"
+    proc = _collate(tmp_path, out)
+    text = out.read_text()
+    assert "unreadable JSON" in text and "JSON is not an object" in text
+    assert "Traceback" not in proc.stderr
+
+
+def test_results_name_the_machine_and_versions(tmp_path: Path) -> None:
+    out = tmp_path / "RESULTS.md"
+    _collate(tmp_path, out)
+    text = out.read_text()
+    assert "cores" in text and "RAM" in text and "load average" in text
+    assert "duckdb " in text and "genai-prices 0.2.3" in text
