@@ -1,0 +1,48 @@
+"""The demo's closing reports: by node, by user, and one trace tree, printed with the CLI."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import IO
+
+
+def _cli() -> list[str]:
+    candidate = Path(sys.executable).parent / "otel-tokens"
+    if candidate.exists():
+        return [str(candidate)]
+    found = shutil.which("otel-tokens")
+    return [found] if found else [sys.executable, "-m", "otel_tokens.cli"]
+
+
+def cli_output(args: list[str], admin_url: str) -> str:
+    """Run ``otel-tokens ARGS`` against the running collector; its output, or one error line."""
+    env = {**os.environ, "OTEL_TOKENS_COLLECTOR": admin_url, "COLUMNS": "120"}
+    proc = subprocess.run(
+        [*_cli(), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    if proc.returncode != 0:
+        lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+        raise RuntimeError(
+            f"`otel-tokens {' '.join(args)}` failed (exit {proc.returncode}): "
+            + (lines[-1] if lines else "no output")
+        )
+    return proc.stdout
+
+
+def print_reports(admin_url: str, correlation_id: str, out: IO[str]) -> None:
+    for title, args in (
+        ("otel-tokens report --by node", ["report", "--by", "node"]),
+        ("otel-tokens report --by user", ["report", "--by", "user"]),
+        (f"otel-tokens trace {correlation_id}", ["trace", correlation_id]),
+    ):
+        print(f"\n$ {title}", file=out)
+        print(cli_output(args, admin_url).rstrip("\n"), file=out, flush=True)
