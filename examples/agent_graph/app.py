@@ -97,15 +97,14 @@ def ingest_emails(clients: Clients, models: dict[str, Any], job: dict[str, Any])
     mailbox = Mailbox()
     cid = job["correlation_id"]
     with tracer.start_as_current_span("job ingest_emails", kind=trace.SpanKind.CONSUMER):
-        with otel_tokens.background_job("ingest_emails", user_id=job["user"]):
-            with otel_tokens.usage_context(tenant=job["tenant"], correlation_id=cid):
-                for email in job["emails"]:
-                    summary = summarize_email(
-                        clients, models["summarize_email"]["model"], email, cid
-                    )
-                    vector = index_email(clients, models["index_email"]["model"], summary, cid)
-                    mailbox.summaries.append(summary + " | " + email)
-                    mailbox.vectors.append(vector)
+        with otel_tokens.background_job(
+            "ingest_emails", user_id=job["user"], tenant=job["tenant"], correlation_id=cid
+        ):
+            for email in job["emails"]:
+                summary = summarize_email(clients, models["summarize_email"]["model"], email, cid)
+                vector = index_email(clients, models["index_email"]["model"], summary, cid)
+                mailbox.summaries.append(summary + " | " + email)
+                mailbox.vectors.append(vector)
     return mailbox
 
 
