@@ -38,11 +38,9 @@ def test_figures_are_compared_with_their_targets(tmp_path: Path) -> None:
             {"overhead_us": {"otel_tokens": 42.5, "openai_v2": 205.0}, "stamping_overhead_us": 2.7}
         )
     )
-    (tmp_path / "ingest.json").write_text(
-        json.dumps(
-            {"spans_per_second": 61234, "overload": {"peak_rss_mb": 512.0, "acknowledged_lost": 0}}
-        )
-    )
+    (tmp_path / "ingest.json").write_text(json.dumps({"ingest": {"accepted_spans_per_s": 61234}}))
+    overload = {"collector_peak_rss_mb_during_load": 512.0, "acknowledged_but_missing_requests": 0}
+    (tmp_path / "ingest_overload.json").write_text(json.dumps({"ingest": overload}))
     out = tmp_path / "RESULTS.md"
     proc = _collate(tmp_path, out)
     text = out.read_text()
