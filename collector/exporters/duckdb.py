@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 import threading
 import time
 from collections import Counter
@@ -26,7 +27,18 @@ from queries import store
 TYPE = "duckdb"
 
 _TS_NS = pa.timestamp("ns", tz="UTC")
-_DUMPS = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+# The C encoder called directly skips JSONEncoder.encode's Python layers: ~2x faster per span.
+_C_ENCODE = getattr(json.encoder, "c_make_encoder", None)
+if _C_ENCODE is not None:
+    _c_encoder = _C_ENCODE(
+        None, None, json.encoder.encode_basestring, None, ":", ",", False, False, False
+    )
+
+    def _DUMPS(value: Any) -> str:
+        return "".join(_c_encoder(value, 0))
+else:
+    _DUMPS = _ENCODER.encode
 _TIME_COLUMNS = ("start_time", "end_time", "received_at")
 _JSON_COLUMNS = ("attributes", "resource_attributes")
 
@@ -77,8 +89,8 @@ def _dump(value: Any) -> str | None:
         return None
     try:
         return _DUMPS(value)
-    except (TypeError, ValueError):
-        return _DUMPS(_json_safe(value))
+    except (TypeError, ValueError, OverflowError, RecursionError):
+        return _ENCODER.encode(_json_safe(value))
 
 
 def _clean_text(value: Any) -> Any:
@@ -126,29 +138,41 @@ def _array(values: list[Any], type_: pa.DataType) -> pa.Array:
         return pa.array(fixed, type_)
 
 
+_ROW_GETTER = operator.itemgetter(*store.SPAN_COLUMNS)
+
+
+def _columns(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """Transpose rows into one tuple per column, in C (itemgetter + zip) rather than per cell."""
+    try:
+        return list(zip(*map(_ROW_GETTER, rows), strict=True))
+    except KeyError:  # a processor dropped a key: treat it as NULL
+        return [tuple(r.get(c) for r in rows) for c in store.SPAN_COLUMNS]
+
+
 def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
     """Team interface 2 rows → an Arrow table with ``queries.store.SPANS_SCHEMA``."""
+    if not rows:
+        return store.SPANS_SCHEMA.empty_table()
     arrays: list[pa.Array] = []
-    for f in store.SPANS_SCHEMA:
+    for f, values in zip(store.SPANS_SCHEMA, _columns(rows), strict=True):
         name = f.name
         if name in _TIME_COLUMNS:
-            arr = _array([r[name] for r in rows], pa.int64())
+            arr = _array(list(values), pa.int64())
             arrays.append(arr.cast(_TS_NS).cast(f.type, safe=False))
         elif name == "resource_attributes":
             # One resource's dict is shared by all its spans: serialise it once per batch.
             cache: dict[int, str | None] = {}
             out = []
-            for r in rows:
-                d = r[name]
+            for d in values:
                 key = id(d)
                 if key not in cache:
                     cache[key] = _dump(d)
                 out.append(cache[key])
             arrays.append(_array(out, f.type))
         elif name == "attributes":
-            arrays.append(_array([_dump(r[name]) for r in rows], f.type))
+            arrays.append(_array([_dump(d) for d in values], f.type))
         else:
-            arrays.append(_array([r.get(name) for r in rows], f.type))
+            arrays.append(_array(list(values), f.type))
     return pa.Table.from_arrays(arrays, schema=store.SPANS_SCHEMA)
 
 
