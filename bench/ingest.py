@@ -25,7 +25,6 @@ import os
 import random
 import re
 import signal
-import statistics
 import struct
 import subprocess
 import sys
@@ -67,7 +66,7 @@ def _kv(key: str, value: Any) -> KeyValue:
 
 
 def build_request(spans: int, seed: int = 1) -> bytes:
-    """One ExportTraceServiceRequest of ``spans`` spans in traces of 8 (root, 2 nodes, 3 LLM, 2 tools)."""
+    """An export of ``spans`` spans in traces of 8 (root, 2 nodes, 3 LLM calls, 2 tools)."""
     rnd = random.Random(seed)
     req = ExportTraceServiceRequest()
     rs = req.resource_spans.add()
@@ -186,7 +185,7 @@ def start_collector(
     cfg = db.with_suffix(".yaml")
     procs = ["memory_limiter"]
     try:
-        import collector.processors.cost  # noqa: F401
+        import collector.processors.cost
         import collector.processors.normalize  # noqa: F401
 
         if extra_processors:
@@ -200,7 +199,8 @@ def start_collector(
         + "".join(f"  {p}:\n" for p in procs)
         + f"exporters:\n  duckdb: {{path: '{db}'}}\n"
         "service:\n  admin: {endpoint: '127.0.0.1:0'}\n  pipelines:\n    traces:\n"
-        f"      receivers: [otlp]\n      processors: [{', '.join(procs)}]\n      exporters: [duckdb]\n"
+        f"      receivers: [otlp]\n      processors: [{', '.join(procs)}]\n"
+        "      exporters: [duckdb]\n"
     )
     proc = subprocess.Popen(
         [

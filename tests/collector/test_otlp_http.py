@@ -37,8 +37,8 @@ def test_json_export_reads_hex_ids_and_string_int64(collector):
     assert r.status_code == 200, r.text
     assert r.json() == {}
     row = collector.query(
-        "SELECT trace_id, span_id, epoch_us(start_time), attributes->>'$.\"gen_ai.usage.input_tokens\"', "
-        "attributes->'$.tags' FROM spans"
+        "SELECT trace_id, span_id, epoch_us(start_time),"
+        " attributes->>'$.\"gen_ai.usage.input_tokens\"', attributes->'$.tags' FROM spans"
     )[0]
     assert row[0] == spec["trace_id"].hex() and row[1] == spec["span_id"].hex()
     assert row[2] == T0 // 1000
