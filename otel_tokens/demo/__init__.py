@@ -372,6 +372,9 @@ def run(work_dir: str | Path | None = None, out: IO[str] | None = None) -> int:
     except DemoError as exc:
         print(f"otel-tokens demo: {exc}", file=sys.stderr, flush=True)
         return 1
+    except OSError as exc:  # the work dir is not writable, a file is in the way, ...
+        print(f"otel-tokens demo: {exc}", file=sys.stderr, flush=True)
+        return 1
     except KeyboardInterrupt:
         print("otel-tokens demo: interrupted", file=sys.stderr)
         return 130
