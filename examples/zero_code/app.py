@@ -19,7 +19,7 @@ import otel_tokens
 @otel_tokens.node("summarise_ticket")
 def summarise(client: anthropic.Anthropic, ticket: str) -> str:
     message = client.messages.create(
-        model="claude-3-5-haiku-20241022",
+        model="claude-haiku-4-5",
         max_tokens=200,
         messages=[{"role": "user", "content": f"Summarise this support ticket:\n{ticket}"}],
     )

@@ -7,11 +7,12 @@ BIN=.venv/bin
 
 if [ -z "${OPENAI_API_KEY:-}" ] || [ -z "${ANTHROPIC_API_KEY:-}" ]; then
   # Start the fake provider and take the SDK settings it prints (base URLs and dummy keys).
-  $BIN/python -m otel_tokens.demo.fake_provider > /tmp/otel-tokens-fake-provider.env &
+  SETTINGS="$(mktemp)"
+  $BIN/python -m otel_tokens.demo.fake_provider > "$SETTINGS" &
   FAKE_PID=$!
-  trap 'kill $FAKE_PID' EXIT
-  until grep -q '^export GOOGLE_API_KEY' /tmp/otel-tokens-fake-provider.env 2>/dev/null; do sleep 0.1; done
-  eval "$(grep '^export ' /tmp/otel-tokens-fake-provider.env)"
+  trap 'kill $FAKE_PID; rm -f "$SETTINGS"' EXIT
+  until grep -q '^export GEMINI_API_KEY' "$SETTINGS"; do sleep 0.1; done
+  eval "$(grep '^export ' "$SETTINGS")"
 fi
 
 export OTEL_SERVICE_NAME=zero-code-example

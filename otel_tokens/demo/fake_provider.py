@@ -85,8 +85,17 @@ def _digest(text: str) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
 
 
+_CHOICES = re.compile(r"\bone of:\s*([\w-]+(?:\s*,\s*[\w-]+)+)", re.IGNORECASE)
+
+
 def reply_for(prompt: str, max_tokens: int | None = None) -> str:
-    """The deterministic reply to a prompt: 8 to 67 words of a fixed answer."""
+    """The deterministic reply to a prompt: 8 to 67 words of a fixed answer.
+
+    A prompt that asks for "one of: a, b, c" (a classifier) gets one of those words instead.
+    """
+    if m := _CHOICES.search(prompt):
+        options = [o.strip() for o in m.group(1).split(",")]
+        return options[_digest(prompt) % len(options)]
     words = 8 + _digest(prompt) % 60
     text = " ".join(_REPLY_WORDS[: min(words, len(_REPLY_WORDS))])
     if max_tokens is not None and max_tokens > 0:
@@ -179,7 +188,6 @@ class FakeProvider:
             "ANTHROPIC_API_KEY": "sk-ant-demo-not-a-real-key",
             "GOOGLE_GEMINI_BASE_URL": self.url,
             "GEMINI_API_KEY": "demo-not-a-real-key",
-            "GOOGLE_API_KEY": "demo-not-a-real-key",
         }
 
     # -- accounting -----------------------------------------------------------------------
@@ -588,7 +596,7 @@ def main() -> int:
     fake = FakeProvider(port=args.port, ledger_path=args.ledger).start()
     print(f"fake provider listening on {fake.url}", flush=True)
     for key, value in fake.sdk_environment().items():
-        print(f"export {key}={value}")
+        print(f"export {key}={value}", flush=True)
     try:
         while True:
             time.sleep(3600)

@@ -126,3 +126,18 @@ def test_bad_json_and_unknown_paths_get_provider_shaped_errors(fake: FakeProvide
     with pytest.raises(openai.BadRequestError):
         _openai(fake).chat.completions.create(model="gpt-4o-mini", messages=[])
     assert fake.ledger == []
+
+
+def test_a_classifier_prompt_gets_one_of_the_offered_labels(fake: FakeProvider) -> None:
+    response = _openai(fake).chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[
+            {"role": "system", "content": "Classify the intent as one of: billing, legal, other"},
+            {"role": "user", "content": "When does the NDA expire?"},
+        ],
+    )
+    assert response.choices[0].message.content in {"billing", "legal", "other"}
+    assert response.usage is not None
+    assert response.usage.completion_tokens == estimate_tokens(
+        response.choices[0].message.content or ""
+    )
