@@ -15,6 +15,7 @@ import math
 import re
 import threading
 import uuid
+import warnings
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -94,7 +95,16 @@ def run_query(
             cur.execute(sql, params or None)
             columns = [d[0] for d in cur.description or []]
             types = [str(d[1]) for d in cur.description or []]
-            rows = cur.fetchmany(max_rows + 1)
+            # Arrow, not fetchall(): TIMESTAMPTZ values need no pytz that way, and the row cap
+            # is checked batch by batch instead of after materialising everything.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "an extra copy of the rows": fine at this size
+                reader: Any = cur.to_arrow_reader(10_000)
+            rows: list[tuple[Any, ...]] = []
+            for batch in reader:
+                if len(rows) + batch.num_rows > max_rows:
+                    raise QueryError(f"more than {max_rows} rows; add a LIMIT or aggregate")
+                rows.extend(zip(*(col.to_pylist() for col in batch.columns), strict=True))
         finally:
             cur.execute("ROLLBACK")
     except duckdb.InterruptException:
@@ -104,8 +114,6 @@ def run_query(
     finally:
         timer.cancel()
         cur.close()
-    if len(rows) > max_rows:
-        raise QueryError(f"more than {max_rows} rows; add a LIMIT or aggregate")
     return {"columns": columns, "types": types, "rows": [[_json_value(v) for v in r] for r in rows]}
 
 

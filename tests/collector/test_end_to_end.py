@@ -172,7 +172,8 @@ def test_foreign_conventions_add_up_per_user_node_and_trace(collector, exporter_
     assert per_trace == {ids["A"]: (180, 32), ids["B"]: (51, 11)}
     # OpenLIT's cost is the provider's and is kept as such.
     assert collector.query(
-        "SELECT cost_usd::DOUBLE, cost_source FROM spans WHERE attributes->>'$.\"gen_ai.user.id\"' = 'u2'"
+        "SELECT cost_usd::DOUBLE, cost_source FROM spans"
+        " WHERE attributes->>'$.\"gen_ai.user.id\"' = 'u2'"
     ) == [(0.5, "provider")]
     providers = dict(
         collector.query(

@@ -76,7 +76,8 @@ def test_full_queue_is_unavailable_with_retry_info(start_collector):
     exporter = collector.collector.exporters["duckdb"]
     channel, stub = _stub(collector)
     results: list[object] = []
-    exporter._lock.acquire()  # the writer blocks inside its commit: the first export stays in flight
+    # The writer blocks inside its commit, so the first export stays in flight.
+    exporter._lock.acquire()
     try:
         t = threading.Thread(
             target=lambda: results.append(
