@@ -417,3 +417,43 @@ def test_request_parameters_become_request_attributes(
     assert attrs[attr.GEN_AI_REQUEST_TOP_P] == 0.9
     assert attrs[attr.GEN_AI_REQUEST_TOP_K] == 40
     assert attrs[attr.SERVER_ADDRESS] == "127.0.0.1"
+
+
+def test_another_instrumentations_span_gets_the_usage_instead_of_a_second_span(
+    exporter: InMemorySpanExporter, replay: ReplayFactory
+) -> None:
+    foreign = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(foreign))
+    tracer = provider.get_tracer("some.other.instrumentation")
+    client = sync_client(replay(SYNTHETIC_CACHE))
+    with tracer.start_as_current_span(
+        "anthropic.chat", kind=SpanKind.CLIENT, attributes={attr.OLD_GEN_AI_SYSTEM: "anthropic"}
+    ):
+        client.messages.create(**recorded_kwargs(SYNTHETIC_CACHE, CREATE_PARAMS))
+    assert llm_spans(exporter) == []
+    (span,) = foreign.get_finished_spans()
+    assert (span.attributes or {})[attr.GEN_AI_USAGE_INPUT_TOKENS] == 22
+
+
+async def test_async_with_streaming_response_records_tokens(
+    exporter: InMemorySpanExporter, replay: ReplayFactory
+) -> None:
+    client = async_client(replay(STREAM))
+    async with client.messages.with_streaming_response.create(
+        stream=True, **_stream_kwargs()
+    ) as response:
+        events = [event async for event in await response.parse()]
+    assert events[-1].type == "message_stop"
+    assert (only_span(exporter).attributes or {})[attr.GEN_AI_USAGE_OUTPUT_TOKENS] == 5
+
+
+def test_raw_response_read_without_parse_still_ends_its_span(
+    exporter: InMemorySpanExporter, replay: ReplayFactory
+) -> None:
+    client = sync_client(replay(STREAM))
+    with client.messages.with_streaming_response.create(stream=True, **_stream_kwargs()) as r:
+        assert b"message_stop" in b"".join(r.iter_bytes())
+    attrs = only_span(exporter).attributes or {}
+    # The application read the bytes itself: only an estimate of the prompt is possible.
+    assert attrs[attr.OTEL_TOKENS_USAGE_ESTIMATED] is True

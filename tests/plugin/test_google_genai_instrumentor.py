@@ -338,3 +338,93 @@ def test_uninstrument_removes_the_spans(replay: ReplayFactory) -> None:
     instrumentor.uninstrument()
     drive_recorded_call(ONE_SHOT, vertex_client(replay(ONE_SHOT)))
     assert exporter.get_finished_spans() == ()
+
+
+def test_automatic_function_calling_records_every_billed_request(
+    exporter: InMemorySpanExporter, replay: ReplayFactory
+) -> None:
+    # Synthetic: one public call, two API requests (function call, then the final answer).
+    server = replay()
+    path = "/v1beta1/x/models/gemini-2.5-flash:generateContent"
+    call = {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}}
+    server.interactions += [
+        _json_interaction(
+            path,
+            {
+                "candidates": [{"content": {"role": "model", "parts": [call]}}],
+                "usageMetadata": {"promptTokenCount": 20, "candidatesTokenCount": 5},
+                "modelVersion": MODEL,
+            },
+        ),
+        _json_interaction(
+            path,
+            {
+                "candidates": [
+                    {
+                        "content": {"role": "model", "parts": [{"text": "Sunny."}]},
+                        "finishReason": "STOP",
+                    }
+                ],
+                "usageMetadata": {
+                    "promptTokenCount": 40,
+                    "candidatesTokenCount": 7,
+                    "thoughtsTokenCount": 3,
+                },
+                "modelVersion": MODEL,
+            },
+        ),
+    ]
+
+    def get_weather(city: str) -> str:
+        """Weather of a city."""
+        return "sunny"
+
+    client = vertex_client(server)
+    response = client.models.generate_content(
+        model=MODEL,
+        contents="Weather in Paris?",
+        config=types.GenerateContentConfig(tools=[get_weather]),
+    )
+    assert response.text == "Sunny."
+    spans = llm_spans(exporter)
+    assert [(s.attributes or {})[attr.GEN_AI_USAGE_INPUT_TOKENS] for s in spans] == [20, 40]
+    assert [(s.attributes or {})[attr.GEN_AI_USAGE_OUTPUT_TOKENS] for s in spans] == [5, 10]
+
+
+async def test_async_stream_closed_early_ends_its_span_once(
+    exporter: InMemorySpanExporter, replay: ReplayFactory
+) -> None:
+    client = vertex_client(replay(STREAM))
+    stream = await client.aio.models.generate_content_stream(model=MODEL, contents="x")
+    async for _ in stream:
+        break
+    await stream.aclose()  # type: ignore[attr-defined]  # typed AsyncIterator, an async generator
+    # The SDK's own generator sits outside ours; Python closes an abandoned async generator
+    # through the event loop's finalizer, so give the loop a turn.
+    del stream
+    gc.collect()
+    for _ in range(200):  # the finalizer's aclose() also closes the HTTP response
+        if llm_spans(exporter):
+            break
+        await asyncio.sleep(0.01)
+    assert len(llm_spans(exporter)) == 1
+    assert only_span(exporter).status.status_code == StatusCode.UNSET
+
+
+def test_another_instrumentations_span_gets_the_usage_instead_of_a_second_span(
+    exporter: InMemorySpanExporter, replay: ReplayFactory
+) -> None:
+    foreign = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(foreign))
+    tracer = provider.get_tracer("some.other.instrumentation")
+    client = vertex_client(replay(ONE_SHOT))
+    with tracer.start_as_current_span(
+        "chat gemini", kind=SpanKind.CLIENT, attributes={attr.GEN_AI_OPERATION_NAME: "chat"}
+    ):
+        client.models.generate_content(model=MODEL, contents="x")
+    assert llm_spans(exporter) == []
+    (span,) = foreign.get_finished_spans()
+    assert (span.attributes or {})[attr.GEN_AI_USAGE_INPUT_TOKENS] == 8
+    cost = (span.attributes or {})[attr.GEN_AI_USAGE_COST_AMOUNT]
+    assert isinstance(cost, float) and cost > 0

@@ -15,7 +15,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import wrapt
-from opentelemetry.trace import Tracer
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Tracer
 
 from otel_tokens import attributes as attr
 from otel_tokens.instrumentation.anthropic.stream import (
@@ -64,6 +65,22 @@ def suppress_sdk_span(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> An
     if _IN_CALL.get():
         return None
     return wrapped(*args, **kwargs)
+
+
+def foreign_llm_span() -> Span | None:
+    """The current span if another instrumentation already opened it for this LLM call.
+
+    Its wrapper runs outside ours: the current span is then a recording CLIENT span that
+    carries GenAI attributes. Usage and cost are added to it instead of opening a second span
+    (which would count the call twice).
+    """
+    span = trace.get_current_span()
+    if not span.is_recording() or getattr(span, "kind", None) != SpanKind.CLIENT:
+        return None
+    attributes = getattr(span, "attributes", None) or {}
+    if attr.GEN_AI_OPERATION_NAME in attributes or attr.OLD_GEN_AI_SYSTEM in attributes:
+        return span
+    return None
 
 
 def request_attributes(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -128,6 +145,7 @@ def start_call(tracer: Tracer, instance: Any, kwargs: dict[str, Any]) -> LLMCall
             attributes=request_attributes(kwargs),
             server_address=address,
             server_port=port,
+            existing_span=foreign_llm_span(),
         )
     except Exception:
         log.debug("otel_tokens: could not start an Anthropic span", exc_info=True)

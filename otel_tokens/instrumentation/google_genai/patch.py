@@ -16,7 +16,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from opentelemetry.trace import Tracer
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Tracer
 
 from otel_tokens import attributes as attr
 from otel_tokens.instrumentation.genai_span import LLMCall
@@ -48,6 +49,22 @@ _IN_CALL: contextvars.ContextVar[bool] = contextvars.ContextVar(
 )
 
 Wrapper = Callable[[Any, Any, tuple[Any, ...], dict[str, Any]], Any]
+
+
+def foreign_llm_span() -> Span | None:
+    """The current span if another instrumentation already opened it for this LLM call.
+
+    Its wrapper runs outside ours: the current span is then a recording CLIENT span that
+    carries GenAI attributes. Usage and cost are added to it instead of opening a second span
+    (which would count the call twice).
+    """
+    span = trace.get_current_span()
+    if not span.is_recording() or getattr(span, "kind", None) != SpanKind.CLIENT:
+        return None
+    attributes = getattr(span, "attributes", None) or {}
+    if attr.GEN_AI_OPERATION_NAME in attributes or attr.OLD_GEN_AI_SYSTEM in attributes:
+        return span
+    return None
 
 
 def provider_of(instance: Any) -> str:
@@ -97,6 +114,7 @@ def start_call(
             attributes=request_attributes(kwargs),
             server_address=address,
             server_port=port,
+            existing_span=foreign_llm_span(),
         )
     except Exception:
         log.debug("otel_tokens: could not start a Gemini span", exc_info=True)
