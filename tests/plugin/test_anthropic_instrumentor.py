@@ -457,3 +457,20 @@ def test_raw_response_read_without_parse_still_ends_its_span(
     attrs = only_span(exporter).attributes or {}
     # The application read the bytes itself: only an estimate of the prompt is possible.
     assert attrs[attr.OTEL_TOKENS_USAGE_ESTIMATED] is True
+
+
+def test_a_failure_inside_otel_tokens_never_reaches_the_application(
+    exporter: InMemorySpanExporter, replay: ReplayFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from otel_tokens.instrumentation.anthropic import patch
+
+    def broken(message: Any) -> Any:
+        raise RuntimeError("bug in otel_tokens")
+
+    monkeypatch.setattr(patch, "usage_from_message", broken)
+    message = sync_client(replay(MESSAGE)).messages.create(
+        **recorded_kwargs(MESSAGE, CREATE_PARAMS)
+    )
+    assert message.usage.output_tokens == 5
+    span = only_span(exporter)  # still ended, exactly once
+    assert span.status.status_code == StatusCode.UNSET

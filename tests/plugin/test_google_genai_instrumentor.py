@@ -428,3 +428,22 @@ def test_another_instrumentations_span_gets_the_usage_instead_of_a_second_span(
     assert (span.attributes or {})[attr.GEN_AI_USAGE_INPUT_TOKENS] == 8
     cost = (span.attributes or {})[attr.GEN_AI_USAGE_COST_AMOUNT]
     assert isinstance(cost, float) and cost > 0
+
+
+def test_a_failure_inside_otel_tokens_never_reaches_the_application(
+    exporter: InMemorySpanExporter, replay: ReplayFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from otel_tokens.instrumentation.google_genai import patch, stream
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("bug in otel_tokens")
+
+    monkeypatch.setattr(patch, "usage_from_response", broken)
+    monkeypatch.setattr(stream.StreamUsage, "usage", broken)
+    server = replay(ONE_SHOT, STREAM)
+    client = vertex_client(server)
+    assert client.models.generate_content(model=MODEL, contents="x").text
+    assert "".join(
+        c.text or "" for c in client.models.generate_content_stream(model=MODEL, contents="x")
+    )
+    assert len(llm_spans(exporter)) == 2

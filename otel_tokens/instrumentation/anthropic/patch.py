@@ -288,7 +288,8 @@ class TracedAPIResponse(wrapt.ObjectProxy):  # type: ignore[misc]
         self.close()
 
     def __del__(self) -> None:
-        self._self_end_unparsed()
+        if getattr(self, "_self_call", None) is not None:
+            self._self_end_unparsed()
 
 
 class AsyncTracedAPIResponse(TracedAPIResponse):

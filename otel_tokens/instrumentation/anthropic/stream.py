@@ -104,7 +104,9 @@ class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc]
         self.close()
 
     def __del__(self) -> None:
-        self._self_finisher.finish()
+        finisher = getattr(self, "_self_finisher", None)
+        if finisher is not None:
+            finisher.finish()
 
 
 class TracedAsyncStream(wrapt.ObjectProxy):  # type: ignore[misc]
@@ -142,4 +144,6 @@ class TracedAsyncStream(wrapt.ObjectProxy):  # type: ignore[misc]
         await self.close()
 
     def __del__(self) -> None:
-        self._self_finisher.finish()
+        finisher = getattr(self, "_self_finisher", None)
+        if finisher is not None:
+            finisher.finish()
