@@ -152,6 +152,26 @@ TARGETS: tuple[Target, ...] = (
 )
 
 
+@dataclass(frozen=True)
+class Ratio:
+    """A comparison worth reading at a glance: numerator / denominator of one step's figures."""
+
+    what: str
+    step: str
+    numerator: str
+    denominator: str
+
+
+RATIOS: tuple[Ratio, ...] = (
+    Ratio(
+        "price lookup: raw genai-prices / cached PriceBook (SPEC §4: µs, not ~90 µs)",
+        "pricing",
+        "raw_lookup_us",
+        "cached_lookup_us",
+    ),
+)
+
+
 @dataclass
 class StepResult:
     """What happened when a step ran (or why it did not)."""
@@ -405,6 +425,20 @@ def render(
             f"| `{t.step}.json` `{key}` |"
         )
     lines += ["", f"{met} met, {missed} missed, {unmeasured} not measured.", ""]
+
+    ratio_lines = []
+    for ratio in RATIOS:
+        r = by_name.get(ratio.step)
+        top = figure(r.data, (ratio.numerator,)) if r else None
+        bottom = figure(r.data, (ratio.denominator,)) if r else None
+        if top and bottom and bottom[1]:
+            ratio_lines.append(
+                f"| {ratio.what} | {_fmt(top[1])} / {_fmt(bottom[1])} | "
+                f"**{top[1] / bottom[1]:.1f}×** |"
+            )
+    if ratio_lines:
+        lines += ["## Ratios", "", "| comparison | figures | ratio |", "|---|---|---|"]
+        lines += [*ratio_lines, ""]
 
     lines += ["## Scripts", ""]
     for r in results:
