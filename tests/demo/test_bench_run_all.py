@@ -80,3 +80,12 @@ def test_results_name_the_machine_and_versions(tmp_path: Path) -> None:
     text = out.read_text()
     assert "cores" in text and "RAM" in text and "load average" in text
     assert "duckdb " in text and "genai-prices 0.2.3" in text
+
+
+def test_ratios_are_computed_from_the_figures(tmp_path: Path) -> None:
+    (tmp_path / "pricing.json").write_text(
+        json.dumps({"raw_lookup_us": 90.0, "cached_lookup_us": 1.5})
+    )
+    out = tmp_path / "RESULTS.md"
+    _collate(tmp_path, out)
+    assert "| 90 / 1.5 | **60.0×** |" in out.read_text()
