@@ -14,6 +14,7 @@ and when it has none, that part is charged at the plain input/output price.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -337,6 +338,7 @@ def _bundled_snapshot() -> DataSnapshot:
     return _snapshot
 
 
+@functools.cache
 def catalogue_ref() -> str:
     """``genai-prices <version>``: the catalogue named in otel_tokens.pricing.ref."""
     from importlib.metadata import version

@@ -123,19 +123,20 @@ class CostProcessor:
             return dict(self._counters)
 
     def _price(self, row: dict[str, Any]) -> bool:
+        get = row.get
         usage = Usage(
-            input_tokens=_int(row.get("input_tokens")),
-            output_tokens=_int(row.get("output_tokens")),
-            cache_read_tokens=_int(row.get("cache_read_tokens")),
-            cache_creation_tokens=_int(row.get("cache_creation_tokens")),
-            reasoning_tokens=_int(row.get("reasoning_tokens")),
+            _int(get("input_tokens")),
+            _int(get("output_tokens")),
+            _int(get("cache_read_tokens")),
+            _int(get("cache_creation_tokens")),
+            _int(get("reasoning_tokens")),
         )
-        provider = row.get("provider")
-        if not isinstance(provider, str):
+        provider = get("provider")
+        if type(provider) is not str:
             provider = None
-        at = _when(row.get("start_time"))
+        at = _when(get("start_time"))
         tier = None
-        attrs = row.get("attributes")
+        attrs = get("attributes")
         if attrs:
             for key in _SERVICE_TIER_KEYS:
                 value = attrs.get(key)
@@ -144,22 +145,24 @@ class CostProcessor:
                     break
         # The response model names the exact snapshot that answered; the request model is the
         # fallback (and what an override for an alias like "gpt-4o" is usually written for).
-        tried: set[str] = set()
-        for model in (row.get("response_model"), row.get("request_model")):
-            if not isinstance(model, str) or not model or model in tried:
+        response_model = get("response_model")
+        request_model = get("request_model")
+        for model in (response_model, request_model):
+            if type(model) is not str or not model:
                 continue
-            tried.add(model)
-            cost = self.book.cost(usage, model, provider, at, service_tier=tier)
-            if cost is not None:
-                row["cost_usd"] = cost.amount
+            found = self.book.cost(usage, model, provider, at, service_tier=tier)
+            if found is not None:
+                row["cost_usd"] = found.amount
                 row["cost_source"] = A.COST_SOURCE_LOCAL
-                row["pricing_ref"] = cost.ref  # the cost is ours, so is the ref
+                row["pricing_ref"] = found.ref  # the cost is ours, so is the ref
                 return True
+            if model == request_model:
+                break
         return False
 
 
 def _int(value: Any) -> int | None:
-    return value if type(value) is int and value >= 0 else None
+    return value if type(value) is int and value >= 0 else None  # normalize made them ints
 
 
 def _when(start_time: Any) -> datetime | None:

@@ -352,6 +352,72 @@ _INTERESTING = frozenset(
 )
 
 
+# Markers in _KEY_INFO for attributes read after the pass (bit flags, so the pass can note them).
+_CONTENT, _COST, _TOTAL, _OPERATION = 1, 2, 4, 8
+
+
+def _key_info() -> dict[str, Any]:
+    """attribute name -> ((column, rank, coercer), ...) or a marker; rank orders sources."""
+    info: dict[str, list[tuple[str, int, Coercer]]] = {}
+    ranks: dict[str, int] = {}
+    for column, coerce, keys in _COLUMNS:
+        for key in keys:
+            rank = ranks.get(column, 0)
+            ranks[column] = rank + 1
+            info.setdefault(key, []).append((column, rank, coerce))
+    table: dict[str, Any] = {key: tuple(entries) for key, entries in info.items()}
+    for key in _CONTENT_KEYS:
+        table[key] = _CONTENT
+    for key in (A.GEN_AI_USAGE_COST_AMOUNT, A.OPENLIT_COST, OPENINFERENCE_COST_TOTAL):
+        table[key] = _COST
+    for key in (A.OPENLLMETRY_TOTAL_TOKENS, A.OPENINFERENCE_TOTAL_TOKENS):
+        table[key] = _TOTAL
+    for key in (OPENLLMETRY_REQUEST_TYPE, OPENINFERENCE_SPAN_KIND):
+        table[key] = _OPERATION
+    return table
+
+
+_KEY_INFO = _key_info()
+# column -> its sources in rank order, for when the best-ranked value is unusable
+_CANDIDATES: dict[str, list[tuple[int, str, Coercer]]] = {}
+for _key, _entries in _KEY_INFO.items():
+    if type(_entries) is tuple:
+        for _column, _rank, _coerce in _entries:
+            _CANDIDATES.setdefault(_column, []).append((_rank, _key, _coerce))
+for _list in _CANDIDATES.values():
+    _list.sort(key=lambda entry: entry[0])
+
+
+_KINDS = {_count: int, _text: str, _flag: bool}
+# standard attribute -> (column, python type it must have to be taken as it is)
+_FAST: dict[str, tuple[str, Any]] = {
+    key: (column, _KINDS[coerce])
+    for column, coerce, keys in _COLUMNS
+    for key in keys
+    if key in _STANDARD and coerce in _KINDS
+}
+
+
+def _next_candidate(
+    column: str, tried_rank: int, attrs: dict[str, Any], counts: dict[str, int]
+) -> tuple[Any, str, int]:
+    """The best usable value for ``column`` among its sources ranked after ``tried_rank``."""
+    for rank, key, coerce in _CANDIDATES[column]:
+        if rank <= tried_rank:
+            continue
+        raw = attrs.get(key)
+        if raw is None:
+            continue
+        value, state = coerce(raw)
+        if state == _COERCED:
+            counts["coerced_values"] += 1
+        elif state == _DROPPED:
+            counts["dropped_values"] += 1
+        if value is not None:
+            return value, key, state
+    return None, "", _DROPPED
+
+
 class Normalizer:
     """The ``gen_ai_normalize`` processor (thread-safe; counters are summed per batch)."""
 
@@ -398,75 +464,102 @@ class Normalizer:
         if not isinstance(attrs, dict):
             return
         counts["genai_spans"] += 1
-        landed: list[str] = []  # standard keys whose value is now in a column
-        source: dict[str, str] = {}  # column -> key it came from
-        get = attrs.get
-        for column, coerce, keys in _COLUMNS:
+        # One pass over the span's own attributes (a dozen or two), building the attributes that
+        # stay. A standard attribute of the right type goes straight to its column and is not
+        # kept; anything else keeps the best-ranked candidate per column, coerced afterwards.
+        kept: dict[str, Any] = {}
+        best: dict[str, tuple[int, str, Any, Coercer]] = {}
+        associations: list[tuple[str, Any]] = []
+        markers = dropped = 0
+        capture = self.config.capture_content
+        fast_for = _FAST.get
+        info_for = _KEY_INFO.get
+        for key, raw in attrs.items():
+            fast = fast_for(key)
+            if fast is not None:
+                column, kind = fast
+                if (
+                    type(raw) is kind
+                    and row.get(column) is None
+                    and (
+                        (kind is int and 0 <= raw <= _MAX_INT64)
+                        or (kind is str and raw and len(raw) <= _MAX_TEXT)
+                        or kind is bool
+                    )
+                ):
+                    row[column] = raw
+                    continue
+            info = info_for(key)
+            if info is None:
+                if key.startswith(_PREFIXES):
+                    if key.startswith(A.TRACELOOP_ASSOCIATION_PREFIX):
+                        associations.append((key, raw))
+                    elif not capture:
+                        dropped += 1
+                        continue
+                kept[key] = raw
+                continue
+            if type(info) is int:
+                markers |= info
+                if info == _CONTENT and not capture:
+                    dropped += 1
+                    continue
+            else:
+                for column, rank, coerce in info:
+                    current = best.get(column)
+                    if current is None or rank < current[0]:
+                        best[column] = (rank, key, raw, coerce)
+            kept[key] = raw
+
+        for column, (rank, key, raw, coerce) in best.items():
             if row.get(column) is not None:
                 continue
-            for key in keys:
-                raw = get(key)
-                if raw is None:
-                    continue
-                value, state = coerce(raw)
-                if state == _COERCED:
-                    counts["coerced_values"] += 1
-                elif state == _DROPPED:
-                    counts["dropped_values"] += 1
-                if value is None:
-                    continue
-                row[column] = value
-                source[column] = key
-                if key in _STANDARD and state == _OK:
-                    landed.append(key)
-                break
+            value, state = coerce(raw)
+            if state == _COERCED:
+                counts["coerced_values"] += 1
+            elif state == _DROPPED:
+                counts["dropped_values"] += 1
+                value, key, state = _next_candidate(column, rank, attrs, counts)
+            if value is None:
+                continue
+            row[column] = value
+            if state == _OK and key in _STANDARD:
+                kept.pop(key, None)
 
-        if row.get("operation") is None:
+        if markers & _OPERATION and row.get("operation") is None:
             for key in (OPENLLMETRY_REQUEST_TYPE, OPENINFERENCE_SPAN_KIND):
-                raw = get(key)
+                raw = attrs.get(key)
                 if raw is not None:
                     row["operation"], _ = _operation(raw)
                     if row["operation"] is not None:
                         break
 
-        # Prefix attributes: OpenLLMetry association properties (ids) and content to drop.
-        drop: list[str] = []
-        capture = self.config.capture_content
-        for key in attrs:
-            if key in _CONTENT_KEYS:
-                if not capture:
-                    drop.append(key)
-            elif key.startswith(_PREFIXES):
-                if key.startswith(A.TRACELOOP_ASSOCIATION_PREFIX):
-                    name = key[_ASSOCIATION_PREFIX_LEN:].lower()
-                    target = _ASSOCIATION_COLUMNS.get(name)
-                    if target is not None and row.get(target) is None:
-                        value, state = _text(attrs[key])
-                        if state == _COERCED:
-                            counts["coerced_values"] += 1
-                        elif state == _DROPPED:
-                            counts["dropped_values"] += 1
-                        if value is not None:
-                            row[target] = value
-                elif not capture:
-                    drop.append(key)
-        counts["content_attributes_dropped"] += len(drop)
+        # OpenLLMetry association properties: the ids it attaches to every span of a workflow.
+        for key, raw in associations:
+            target = _ASSOCIATION_COLUMNS.get(key[_ASSOCIATION_PREFIX_LEN:].lower())
+            if target is not None and row.get(target) is None:
+                value, state = _text(raw)
+                if state == _COERCED:
+                    counts["coerced_values"] += 1
+                elif state == _DROPPED:
+                    counts["dropped_values"] += 1
+                if value is not None:
+                    row[target] = value
+        counts["content_attributes_dropped"] += dropped
 
-        self._tokens(row, attrs, source, landed, counts)
-        self._cost(row, attrs, landed, counts)
-
-        for key in landed:
-            attrs.pop(key, None)
-        for key in drop:
-            attrs.pop(key, None)
+        if row.get("input_tokens") is not None or row.get("output_tokens") is not None:
+            self._tokens(row, attrs, kept, counts, markers & _TOTAL)
+        if markers & _COST:
+            self._cost(row, attrs, kept, counts)
+        row["attributes"] = kept
 
     def _tokens(
         self,
         row: dict[str, Any],
         attrs: dict[str, Any],
-        source: dict[str, str],
-        landed: list[str],
+        kept: dict[str, Any],
         counts: dict[str, int],
+        has_total: int,
     ) -> None:
         """Make input inclusive of cache and output inclusive of reasoning (SPEC §2)."""
         inp = row.get("input_tokens")
@@ -476,12 +569,15 @@ class Normalizer:
         cache = (row.get("cache_read_tokens") or 0) + (row.get("cache_creation_tokens") or 0)
         reasoning = row.get("reasoning_tokens") or 0
         total = None
-        for key in (A.OPENLLMETRY_TOTAL_TOKENS, A.OPENINFERENCE_TOTAL_TOKENS):
-            raw = attrs.get(key)
-            if raw is not None:
-                total, _ = _count(raw)
-                if total is not None:
-                    break
+        if has_total:
+            for key in (A.OPENLLMETRY_TOTAL_TOKENS, A.OPENINFERENCE_TOTAL_TOKENS):
+                raw = attrs.get(key)
+                if raw is not None:
+                    total, _ = _count(raw)
+                    if total is not None:
+                        break
+        elif not cache and not reasoning:
+            return  # nothing to reconcile
 
         input_exclusive = False
         output_exclusive = False
@@ -502,7 +598,7 @@ class Normalizer:
             and cache
             and (
                 inp < cache
-                or _counts_anthropic_input_without_cache(attrs, source.get("input_tokens"))
+                or _counts_anthropic_input_without_cache(attrs, _source("input_tokens", attrs))
             )
         ):
             input_exclusive = True
@@ -512,11 +608,11 @@ class Normalizer:
         if input_exclusive and inp is not None:
             row["input_tokens"] = inp + cache
             counts["cache_exclusive_input_normalised"] += 1
-            _unland(landed, source.get("input_tokens"))
+            _keep_raw(kept, attrs, _source("input_tokens", attrs))
         if output_exclusive and out is not None:
             row["output_tokens"] = out + reasoning
             counts["reasoning_exclusive_output_normalised"] += 1
-            _unland(landed, source.get("output_tokens"))
+            _keep_raw(kept, attrs, _source("output_tokens", attrs))
         if (
             row.get("output_tokens") is None
             and total is not None
@@ -530,7 +626,7 @@ class Normalizer:
         self,
         row: dict[str, Any],
         attrs: dict[str, Any],
-        landed: list[str],
+        kept: dict[str, Any],
         counts: dict[str, int],
     ) -> None:
         """Cost reported with the span: ours / semconv #443, else OpenLIT's or OpenInference's."""
@@ -547,13 +643,12 @@ class Normalizer:
                 row["cost_usd"] = amount
                 row["cost_source"] = cost_source
                 if state == _OK:
-                    landed.extend(
-                        (
-                            A.GEN_AI_USAGE_COST_AMOUNT,
-                            A.GEN_AI_USAGE_COST_CURRENCY,
-                            A.GEN_AI_USAGE_COST_SOURCE,
-                        )
-                    )
+                    for key in (
+                        A.GEN_AI_USAGE_COST_AMOUNT,
+                        A.GEN_AI_USAGE_COST_CURRENCY,
+                        A.GEN_AI_USAGE_COST_SOURCE,
+                    ):
+                        kept.pop(key, None)
                 elif state == _COERCED:
                     counts["coerced_values"] += 1
                 return
@@ -610,10 +705,19 @@ def _counts_anthropic_input_without_cache(attrs: dict[str, Any], input_key: str 
     return False
 
 
-def _unland(landed: list[str], key: str | None) -> None:
+def _source(column: str, attrs: dict[str, Any]) -> str | None:
+    """Which attribute filled ``column``: its best-ranked source with a usable value."""
+    for _rank, key, coerce in _CANDIDATES[column]:
+        raw = attrs.get(key)
+        if raw is not None and coerce(raw)[0] is not None:
+            return key
+    return None
+
+
+def _keep_raw(kept: dict[str, Any], attrs: dict[str, Any], key: str | None) -> None:
     """The column now differs from the raw attribute: keep the raw one for the record."""
-    if key in landed:
-        landed.remove(key)
+    if key is not None and key in attrs:
+        kept[key] = attrs[key]
 
 
 def create(config: Config) -> Normalizer:
