@@ -397,3 +397,24 @@ def test_any_consistent_usage_costs_what_genai_prices_charges(
 
 
 BOOK = PriceBook()  # shared by the property test, so cached and uncached paths both run
+
+
+def test_pricing_benchmark_smoke_run_prints_and_writes_its_json(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    out = tmp_path / "pricing.json"
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, str(root / "bench" / "pricing.py"), "--smoke", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "price lookup" in done.stdout
+    results = json.loads(out.read_text())
+    assert results["smoke"] is True
+    assert results["cached_lookup_us"] > 0 and results["raw_lookup_us"] > 0
+    assert set(results["ingest_mix_us_per_span"]) == {"gen_ai_normalize", "gen_ai_cost"}
