@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +104,8 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
         con.execute("BEGIN TRANSACTION")
         try:
             con.execute(m.sql)
+            if m.name == "003_inherited_node":
+                _inherit_all_nodes(con)
             con.execute(
                 "INSERT OR REPLACE INTO schema_migrations VALUES (?, ?, now())",
                 [m.name, m.checksum],
@@ -116,9 +118,70 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
     return applied
 
 
-def connect(path: str | Path = DEFAULT_DB_PATH, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+#: How far apart in start time an LLM call and the ancestor it inherits its node from may be.
+#: Bounds the spans each append re-reads; a trace longer than this is unusual for one request.
+NODE_WINDOW = timedelta(hours=24)
+
+# The ancestor walk behind llm_calls.node: for every LLM call without a node of its own in the
+# traces listed in _node_scope (and starting between $lo and $hi), the node of the nearest
+# ancestor that has one, walking up parent_span_id; stored in spans.inherited_node. Re-run for
+# every trace an append touches, so a parent that arrives after its children still reaches them.
+_INHERIT_NODES = """
+UPDATE spans AS s SET inherited_node = r.node
+FROM (
+    WITH RECURSIVE
+    tree AS (
+        SELECT trace_id, span_id, parent_span_id, node, operation, input_tokens, output_tokens
+        FROM spans
+        WHERE start_time BETWEEN $lo AND $hi
+          AND trace_id IN (SELECT trace_id FROM _node_scope)
+    ),
+    orphans AS (
+        SELECT trace_id, span_id, parent_span_id
+        FROM tree
+        WHERE node IS NULL AND is_llm_call(operation, input_tokens, output_tokens)
+    ),
+    walk(trace_id, call_span_id, next_span_id, node, depth) AS (
+        SELECT trace_id, span_id, parent_span_id, NULL::VARCHAR, 0
+        FROM orphans
+        WHERE parent_span_id IS NOT NULL
+        UNION ALL
+        SELECT w.trace_id, w.call_span_id, t.parent_span_id, t.node, w.depth + 1
+        FROM walk AS w
+        JOIN tree AS t ON t.trace_id = w.trace_id AND t.span_id = w.next_span_id
+        WHERE w.node IS NULL AND w.depth < 100  -- a corrupt parent cycle cannot loop forever
+    ),
+    found AS (
+        SELECT trace_id, call_span_id AS span_id, node FROM walk WHERE node IS NOT NULL
+    )
+    SELECT o.trace_id, o.span_id, f.node
+    FROM orphans AS o
+    LEFT JOIN found AS f ON f.trace_id = o.trace_id AND f.span_id = o.span_id
+) AS r
+WHERE s.start_time BETWEEN $lo AND $hi
+  AND s.trace_id = r.trace_id AND s.span_id = r.span_id
+  AND s.inherited_node IS DISTINCT FROM r.node
+"""
+
+
+def inherit_nodes(con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime) -> None:
+    """Run the ancestor walk for the traces in temp table ``_node_scope`` (inside a transaction)."""
+    con.execute(_INHERIT_NODES, {"lo": lo, "hi": hi})
+
+
+def _inherit_all_nodes(con: duckdb.DuckDBPyConnection) -> None:
+    """Fill ``inherited_node`` for every stored call: the once-only backfill of migration 003."""
+    con.execute("CREATE OR REPLACE TEMP TABLE _node_scope AS SELECT DISTINCT trace_id FROM spans")
+    inherit_nodes(con, datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, tzinfo=UTC))
+
+
+def connect(
+    path: str | Path = DEFAULT_DB_PATH, *, read_only: bool = False
+) -> duckdb.DuckDBPyConnection:
     """Open the database; a writable connection is migrated to the current schema first."""
     con = duckdb.connect(str(path), read_only=read_only)
+    # The progress bar would draw on the terminal of whichever CLI or service opened the file.
+    con.execute("SET enable_progress_bar = false")
     if not read_only:
         migrate(con)
     return con
@@ -138,6 +201,26 @@ def spans_table(columns: dict[str, list[Any]]) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=SPANS_SCHEMA)
 
 
+def _first_of_each_key(batch: pa.Table) -> pa.Table:
+    """Keep the first row of each ``(trace_id, span_id)``; a batch without repeats is kept as is.
+
+    Done in Arrow, on the two key columns only: ``DISTINCT ON`` in SQL would carry every column
+    through an aggregate and costs several times the insert itself.
+    """
+    keyed = pa.table(
+        {
+            "trace_id": batch.column("trace_id"),
+            "span_id": batch.column("span_id"),
+            "row": pa.array(range(batch.num_rows), pa.int64()),
+        }
+    )
+    first = keyed.group_by(["trace_id", "span_id"], use_threads=False).aggregate([("row", "min")])
+    if first.num_rows == batch.num_rows:
+        return batch
+    rows = first.column("row_min")
+    return batch.take(pc.take(rows, pc.sort_indices(rows)))  # keep arrival order
+
+
 def append_spans(con: duckdb.DuckDBPyConnection, batch: pa.Table) -> int:
     """Append a batch of spans in one transaction; returns how many rows were new.
 
@@ -150,6 +233,7 @@ def append_spans(con: duckdb.DuckDBPyConnection, batch: pa.Table) -> int:
         return 0
     if batch.schema != SPANS_SCHEMA:
         batch = batch.select(list(SPAN_COLUMNS)).cast(SPANS_SCHEMA)
+    batch = _first_of_each_key(batch)
     bounds = pc.min_max(batch.column("start_time"))
     lo: datetime = bounds["min"].as_py()
     hi: datetime = bounds["max"].as_py()
@@ -159,10 +243,8 @@ def append_spans(con: duckdb.DuckDBPyConnection, batch: pa.Table) -> int:
         try:
             row = con.execute(
                 """
-                INSERT INTO spans
-                SELECT * FROM (
-                    SELECT DISTINCT ON (trace_id, span_id) * FROM _incoming_spans
-                ) AS b
+                INSERT INTO spans BY NAME
+                SELECT * FROM _incoming_spans AS b
                 WHERE NOT EXISTS (
                     SELECT 1 FROM spans AS s
                     WHERE s.start_time BETWEEN $lo AND $hi
@@ -172,6 +254,12 @@ def append_spans(con: duckdb.DuckDBPyConnection, batch: pa.Table) -> int:
                 {"lo": lo, "hi": hi},
             ).fetchone()
             inserted = int(row[0]) if row else 0
+            if inserted:
+                con.execute(
+                    "CREATE OR REPLACE TEMP TABLE _node_scope AS "
+                    "SELECT DISTINCT trace_id FROM _incoming_spans"
+                )
+                inherit_nodes(con, lo - NODE_WINDOW, hi + NODE_WINDOW)
             con.execute("COMMIT")
         except Exception:
             con.execute("ROLLBACK")
@@ -179,4 +267,3 @@ def append_spans(con: duckdb.DuckDBPyConnection, batch: pa.Table) -> int:
     finally:
         con.unregister("_incoming_spans")
     return inserted
-
