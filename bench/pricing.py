@@ -253,12 +253,13 @@ def main() -> int:
     ]
 
     print("price lookup, µs per call (CPU):")
-    print(f"  {'':38} {'genai-prices':>13} {'first call':>11} {'cached':>8}")
+    print(f"  {'':38} {'genai-prices':>13} {'first call*':>11} {'cached':>8}")
     for label, row in results["lookup_us"].items():
         print(
             f"  {label:38} {row['raw_genai_prices']:>13.1f} {row['price_book_first_call']:>11.1f}"
             f" {row['price_book_cached']:>8.2f}"
         )
+    print("  * a new PriceBook (our cache empty; genai-prices' own model lookup cache warm)")
     print("collector processors, µs per span (CPU):")
     print(f"  {'':38} {'gen_ai_normalize':>16} {'gen_ai_cost':>12}")
     for label in SPANS:

@@ -41,8 +41,8 @@ class Config:
             PriceBook(self.overrides)
         except ValueError as exc:
             raise ValueError(f"overrides.{exc}") from None
-        if self.prices_file is not None:
-            if not isinstance(self.prices_file, str) or not self.prices_file:
+        if self.prices_file is not None and self.prices_file != "":  # "" = ${env:X:-} unset
+            if not isinstance(self.prices_file, str):
                 raise ValueError("prices_file: must be a file path")
             try:
                 load_overrides(self.prices_file)

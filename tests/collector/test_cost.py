@@ -328,3 +328,43 @@ def test_random_rows_never_raise(columns: dict[str, Any], attrs: dict[str, Any])
 
 
 PROCESSOR = cost.create(cost.Config(overrides={"my-llama": {"input": 1, "output": 1}}))
+
+
+def test_documented_yaml_configures_both_processors(tmp_path: Path) -> None:
+    from collector import config as collector_config
+
+    doc: dict[str, Any] = {
+        "receivers": {"otlp": {"protocols": {"http": {"endpoint": "127.0.0.1:0"}}}},
+        "processors": {
+            "gen_ai_normalize": {"capture_content": False},
+            "gen_ai_cost": {
+                "prices_file": "${env:OTEL_TOKENS_PRICES:-}",
+                "overrides": {"my-llama-70b": {"input": 0.20, "output": 0.40}},
+                "node_attributes": [
+                    "otel_tokens.node",
+                    "graph.node.name",
+                    "traceloop.entity.name",
+                    "gen_ai.agent.name",
+                ],
+            },
+        },
+        "exporters": {"duckdb": {"path": str(tmp_path / "t.duckdb")}},
+        "service": {
+            "pipelines": {
+                "traces": {
+                    "receivers": ["otlp"],
+                    "processors": ["gen_ai_normalize", "gen_ai_cost"],
+                    "exporters": ["duckdb"],
+                }
+            }
+        },
+    }
+    parsed = collector_config.parse(doc, environ={})
+    spec = parsed.processors["gen_ai_cost"]
+    processor = spec.module.create(spec.config)
+    row = llm_row(request_model="my-llama-70b", input_tokens=1_000_000, output_tokens=0)
+    processor.process([row])
+    assert (row["cost_usd"], row["pricing_ref"]) == (pytest.approx(0.20), "override:my-llama-70b")
+    bad = {**doc, "processors": {**doc["processors"], "gen_ai_cost": {"overrides": {"m": {}}}}}
+    with pytest.raises(ValueError, match=r"gen_ai_cost.*overrides\.m"):
+        collector_config.parse(bad, environ={})
