@@ -1,6 +1,6 @@
 """Pricing and GenAI-processor speed: cached PriceBook vs raw genai-prices, normalize/cost per span.
 
-    .venv/bin/python bench/pricing.py                 # full run (~30 s)
+    .venv/bin/python bench/pricing.py                 # full run (about a minute)
     .venv/bin/python bench/pricing.py --smoke         # a few seconds
     .venv/bin/python bench/pricing.py --json out.json # also write the results as JSON
 

@@ -372,11 +372,12 @@ def _time_key(model: ModelInfo, at: datetime, with_variants: bool) -> Any:
         _time_kinds[(id(model), with_variants)] = kind
     if kind == "static":
         return None
-    utc = at.astimezone(UTC) if at.tzinfo is not None else at
+    tz = at.tzinfo
+    utc = at if tz is None or tz is UTC else at.astimezone(UTC)
     if kind == "date":
         return utc.date()
     if kind == "minute":
-        return utc.replace(second=0, microsecond=0, tzinfo=None)
+        return (utc.year, utc.month, utc.day, utc.hour, utc.minute)
     return utc  # constraints with seconds: exact timestamp (still cached, rarely reused)
 
 
