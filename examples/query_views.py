@@ -28,8 +28,9 @@ def local(path: str) -> Query:
     con = duckdb.connect(path, read_only=True)
 
     def run(sql: str) -> tuple[list[str], list[Sequence[Any]]]:
-        cursor = con.execute(sql)
-        return [d[0] for d in cursor.description], cursor.fetchall()
+        # Through Arrow: TIMESTAMPTZ values come back as aware datetimes without needing pytz.
+        table = con.sql(sql).to_arrow_table()
+        return table.column_names, [list(row.values()) for row in table.to_pylist()]
 
     return run
 

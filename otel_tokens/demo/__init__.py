@@ -323,7 +323,7 @@ def run_demo(work_dir: Path, out: IO[str]) -> DemoRun:
         emit(f"[5/{STEPS}] reports       through the collector's query API ({collector.admin_url})")
         _print_reports(collector, example, out)
         html_path = work_dir / "report.html"
-        _write_html(collector, html_path)
+        _write_html(db_path, collector.admin_url, html_path)
         emit(f"[6/{STEPS}] html report   {html_path}")
         status = collector.stop()
         if status != 0:
@@ -339,15 +339,12 @@ def run_demo(work_dir: Path, out: IO[str]) -> DemoRun:
     return result
 
 
-def _write_html(collector: CollectorProcess, path: Path) -> None:
+def _write_html(db_path: Path, admin_url: str, out_path: Path) -> None:
+    from otel_tokens.query import Database
     from otel_tokens.report_html import render
 
-    class AdminDatabase:
-        def query(self, sql: str, params: list[Any] | None = None) -> tuple[list[str], list[tuple]]:
-            columns, rows = collector.query(sql)
-            return columns, [tuple(r) for r in rows]
-
-    path.write_text(render(AdminDatabase(), None), encoding="utf-8")
+    # The collector holds the file: Database reads through its query API.
+    out_path.write_text(render(Database(db_path, collector=admin_url), None), encoding="utf-8")
 
 
 def _print_next_steps(result: DemoRun, correlation_id: str, out: IO[str]) -> None:

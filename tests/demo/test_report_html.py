@@ -12,23 +12,13 @@ from typing import Any
 
 import pytest
 
+from otel_tokens.query import Database
 from otel_tokens.report_html import PALETTE, render
 from queries.store import append_spans, connect, spans_table
 from tests.demo.png import color_counts
 
 DAY0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 EVIL_USER = '<script>alert("x")</script>&co'
-
-
-class LocalDatabase:
-    """The ``db.query`` interface over a DuckDB file, as ``otel_tokens.query.Database`` offers."""
-
-    def __init__(self, path: Path) -> None:
-        self.con = connect(path, read_only=True)
-
-    def query(self, sql: str, params: list[Any] | None = None) -> tuple[list[str], list[tuple]]:
-        cursor = self.con.execute(sql, params or [])
-        return [d[0] for d in cursor.description], cursor.fetchall()
 
 
 def _known_dataset(path: Path) -> None:
@@ -140,7 +130,7 @@ def _known_dataset(path: Path) -> None:
 def report(tmp_path: Path) -> str:
     db_path = tmp_path / "known.duckdb"
     _known_dataset(db_path)
-    return render(LocalDatabase(db_path), None, now=DAY0 + timedelta(days=3))
+    return render(Database(db_path), None, now=DAY0 + timedelta(days=3))
 
 
 def test_report_totals_and_rankings_match_the_known_dataset(report: str) -> None:
@@ -164,15 +154,15 @@ def test_report_escapes_data_and_loads_nothing_external(report: str) -> None:
 def test_report_filters_restrict_the_calls_that_are_summed(tmp_path: Path) -> None:
     db_path = tmp_path / "known.duckdb"
     _known_dataset(db_path)
-    page = render(LocalDatabase(db_path), {"user": "bob"}, now=DAY0 + timedelta(days=3))
+    page = render(Database(db_path), {"user": "bob"}, now=DAY0 + timedelta(days=3))
     assert "$1.25" in page and "alice" not in page and "user = bob" in page
-    page = render(LocalDatabase(db_path), {"since": "1d"}, now=DAY0 + timedelta(days=3))
+    page = render(Database(db_path), {"since": "1d"}, now=DAY0 + timedelta(days=3))
     assert "$0.25" in page and "bob" not in page
 
 
 def test_empty_database_renders_a_page_without_charts(tmp_path: Path) -> None:
     connect(tmp_path / "empty.duckdb").close()
-    page = render(LocalDatabase(tmp_path / "empty.duckdb"), None)
+    page = render(Database(tmp_path / "empty.duckdb"), None)
     assert "No priced calls in this period." in page and "<svg" not in page
 
 
