@@ -598,7 +598,9 @@ class Normalizer:
             and cache
             and (
                 inp < cache
-                or _counts_anthropic_input_without_cache(attrs, _source("input_tokens", attrs))
+                or _counts_anthropic_input_without_cache(
+                    attrs, _source("input_tokens", attrs), row.get("resource_attributes")
+                )
             )
         ):
             input_exclusive = True
@@ -675,7 +677,9 @@ class Normalizer:
                 return
 
 
-def _counts_anthropic_input_without_cache(attrs: dict[str, Any], input_key: str | None) -> bool:
+def _counts_anthropic_input_without_cache(
+    attrs: dict[str, Any], input_key: str | None, resource: Any = None
+) -> bool:
     """Instrumentations known to record Anthropic's own ``usage.input_tokens`` (which excludes
     cache reads and writes) as the span's whole input:
 
@@ -699,7 +703,10 @@ def _counts_anthropic_input_without_cache(attrs: dict[str, Any], input_key: str 
             if isinstance(value, str) and value.lower() == "anthropic":
                 return True
         return False
-    if input_key == A.GEN_AI_USAGE_INPUT_TOKENS and attrs.get(TELEMETRY_SDK_NAME) == "openlit":
+    sdk = attrs.get(TELEMETRY_SDK_NAME)
+    if sdk is None and isinstance(resource, dict):
+        sdk = resource.get(TELEMETRY_SDK_NAME)  # where OpenLIT's SDK normally says so
+    if input_key == A.GEN_AI_USAGE_INPUT_TOKENS and sdk == "openlit":
         system = attrs.get(A.OLD_GEN_AI_SYSTEM) or attrs.get(A.GEN_AI_PROVIDER_NAME)
         return isinstance(system, str) and system.lower() == "anthropic"
     return False

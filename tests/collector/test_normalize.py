@@ -375,6 +375,21 @@ def test_openlit_anthropic_input_excludes_cache() -> None:
     assert columns["input_tokens"] == 20
 
 
+def test_openlit_recognised_by_its_resource_sdk_name() -> None:
+    processor = normalize.create(normalize.create_default_config())
+    row = span_row(
+        {
+            "gen_ai.system": "anthropic",
+            "gen_ai.usage.input_tokens": 100,
+            "gen_ai.usage.output_tokens": 5,
+            "gen_ai.usage.cache_creation_input_tokens": 30,
+        },
+        resource_attributes={"service.name": "svc", "telemetry.sdk.name": "openlit"},
+    )
+    processor.process([row])
+    assert row["input_tokens"] == 130
+
+
 def test_cost_in_another_currency_is_not_stored_as_usd() -> None:
     columns, attrs, counters = normalised(
         {
