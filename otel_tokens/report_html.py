@@ -13,12 +13,13 @@ apply to calls before they are summed.
 from __future__ import annotations
 
 import html
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
+
+from otel_tokens.reports import Filters, parse_since, parse_time
 
 PALETTE = (
     "#4e79a7",
@@ -42,97 +43,52 @@ class Database(Protocol):
     def query(self, sql: str, params: list[Any] | None = None) -> tuple[list[str], list[tuple]]: ...
 
 
-@dataclass(frozen=True, slots=True)
-class ReportFilters:
-    """The report's filters, normalised: a half-open period and exact-match dimensions."""
+def normalise_filters(filters: Any, *, now: datetime | None = None) -> Filters:
+    """The CLI's ``Filters``, or a mapping with since/from/to/user/tenant/node, or None.
 
-    start: datetime | None = None
-    end: datetime | None = None
-    user: str | None = None
-    tenant: str | None = None
-    node: str | None = None
-
-    def describe(self) -> str:
-        parts = []
-        if self.start or self.end:
-            lo = self.start.strftime("%Y-%m-%d %H:%M") if self.start else "…"
-            hi = self.end.strftime("%Y-%m-%d %H:%M") if self.end else "now"
-            parts.append(f"{lo} → {hi} UTC")
-        for label, value in (("user", self.user), ("tenant", self.tenant), ("node", self.node)):
-            if value is not None:
-                parts.append(f"{label} = {value}")
-        return ", ".join(parts) or "all data"
-
-
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-def _as_time(value: Any, *, relative_to: datetime) -> datetime | None:
-    """A datetime from a datetime, a date, an ISO string or a duration like ``30d`` (ago)."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=UTC)
-    if isinstance(value, timedelta):
-        return relative_to - value
-    text = str(value)
-    if m := _DURATION.match(text):
-        return relative_to - timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise ValueError(f"not a time or duration: {text!r} (use e.g. 30d or 2025-01-31)") from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def normalise_filters(filters: Any, *, now: datetime | None = None) -> ReportFilters:
-    """Accept the CLI's filter object, a mapping, or None; read since/from/to/user/tenant/node."""
+    Durations and dates are parsed by ``otel_tokens.reports`` (the CLI's own parsers), so
+    ``{"since": "7d"}`` here means exactly what ``--since 7d`` means there.
+    """
     if filters is None:
-        return ReportFilters()
-    if isinstance(filters, ReportFilters):
+        return Filters()
+    if isinstance(filters, Filters):
         return filters
-    now = now or datetime.now(UTC)
+    if not isinstance(filters, Mapping):
+        raise TypeError(
+            f"filters: expected Filters, a mapping or None, got {type(filters).__name__}"
+        )
 
-    def get(*names: str) -> Any:
-        for name in names:
-            value = (
-                filters.get(name) if isinstance(filters, Mapping) else getattr(filters, name, None)
-            )
-            if value is not None:
-                return value
-        return None
+    def when(value: Any, option: str) -> datetime | None:
+        if value is None or isinstance(value, datetime):
+            return value
+        if option == "--since":
+            return parse_since(str(value), now=now)
+        return parse_time(str(value), option=option)
 
-    start = _as_time(get("start", "from_", "from", "from_time", "since"), relative_to=now)
-    end = _as_time(get("end", "to", "to_time", "until"), relative_to=now)
-    return ReportFilters(
-        start=start,
-        end=end,
-        user=get("user", "user_id"),
-        tenant=get("tenant"),
-        node=get("node"),
+    start = filters.get("start")
+    if start is None and filters.get("since") is not None:
+        start = when(filters["since"], "--since")
+    elif start is None:
+        start = when(filters.get("from"), "--from")
+    return Filters(
+        start=when(start, "--from"),
+        end=when(filters.get("end", filters.get("to")), "--to"),
+        user=filters.get("user"),
+        tenant=filters.get("tenant"),
+        node=filters.get("node"),
     )
 
 
-def _literal(value: str | datetime) -> str:
-    # Literals, not parameters: the collector's query API takes plain SQL text only.
-    if isinstance(value, datetime):
-        return f"TIMESTAMPTZ '{value.astimezone(UTC).isoformat()}'"
-    return "'" + value.replace("'", "''") + "'"
-
-
-def _where(f: ReportFilters) -> str:
-    clauses = []
-    if f.start is not None:
-        clauses.append(f"start_time >= {_literal(f.start)}")
-    if f.end is not None:
-        clauses.append(f"start_time < {_literal(f.end)}")
-    for column, value in (("user_id", f.user), ("tenant", f.tenant), ("node", f.node)):
+def describe(f: Filters) -> str:
+    parts = []
+    if f.start or f.end:
+        lo = f.start.strftime("%Y-%m-%d %H:%M") if f.start else "…"
+        hi = f.end.strftime("%Y-%m-%d %H:%M") if f.end else "now"
+        parts.append(f"{lo} → {hi} UTC")
+    for label, value in (("user", f.user), ("tenant", f.tenant), ("node", f.node)):
         if value is not None:
-            clauses.append(f"{column} = {_literal(str(value))}")
-    return ("WHERE " + " AND ".join(clauses)) if clauses else ""
+            parts.append(f"{label} = {value}")
+    return ", ".join(parts) or "all data"
 
 
 def _num(value: Any) -> float | None:
@@ -144,8 +100,8 @@ def _num(value: Any) -> float | None:
     return float(str(value))
 
 
-def _rows(db: Database, sql: str) -> list[dict[str, Any]]:
-    columns, rows = db.query(sql)
+def _rows(db: Database, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+    columns, rows = db.query(sql, list(params))
     return [dict(zip(columns, row, strict=False)) for row in rows]
 
 
@@ -160,8 +116,8 @@ class ReportData:
     unpriced: list[dict[str, Any]]
 
 
-def load(db: Database, filters: ReportFilters) -> ReportData:
-    where = _where(filters)
+def load(db: Database, filters: Filters) -> ReportData:
+    where, params = filters.where()  # the CLI's filter clause, as query parameters
     totals = _rows(
         db,
         f"""SELECT count(*) AS calls, CAST(coalesce(sum(total_tokens), 0) AS BIGINT) AS tokens,
@@ -170,12 +126,14 @@ def load(db: Database, filters: ReportFilters) -> ReportData:
                strftime(timezone('UTC', min(start_time)), '%Y-%m-%d') AS first_seen,
                strftime(timezone('UTC', max(start_time)), '%Y-%m-%d') AS last_seen
             FROM llm_calls {where}""",
+        params,
     )[0]
     daily = _rows(
         db,
         f"""SELECT CAST(day AS VARCHAR) AS day, coalesce(model, '(unknown)') AS model,
                sum(cost_usd) AS cost_usd, CAST(sum(total_tokens) AS BIGINT) AS total_tokens
             FROM llm_calls {where} GROUP BY ALL ORDER BY day, model""",
+        params,
     )
     group = """count(*) AS calls, CAST(sum(total_tokens) AS BIGINT) AS total_tokens,
                sum(cost_usd) AS cost_usd, count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced"""
@@ -184,19 +142,22 @@ def load(db: Database, filters: ReportFilters) -> ReportData:
         f"""SELECT user_id AS name, {group} FROM llm_calls {where} GROUP BY ALL
             ORDER BY coalesce(sum(cost_usd), 0) DESC, sum(total_tokens) DESC, name
             LIMIT {TOP_N}""",
+        params,
     )
     nodes = _rows(
         db,
         f"""SELECT node AS name, {group} FROM llm_calls {where} GROUP BY ALL
             ORDER BY coalesce(sum(cost_usd), 0) DESC, sum(total_tokens) DESC, name
             LIMIT {TOP_N}""",
+        params,
     )
-    unpriced_where = f"{where} AND cost_usd IS NULL" if where else "WHERE cost_usd IS NULL"
+    unpriced_where = f"{where} AND cost_usd IS NULL" if where else " WHERE cost_usd IS NULL"
     unpriced = _rows(
         db,
         f"""SELECT provider, model, count(*) AS calls,
                CAST(sum(total_tokens) AS BIGINT) AS total_tokens
             FROM llm_calls {unpriced_where} GROUP BY ALL ORDER BY total_tokens DESC, model""",
+        params,
     )
     return ReportData(totals, daily, users, nodes, unpriced)
 
@@ -409,7 +370,7 @@ th,td{padding:3px 10px;border-bottom:1px solid #eee;text-align:left}.num{text-al
 """
 
 
-def render_data(data: ReportData, filters: ReportFilters, *, generated_at: datetime) -> str:
+def render_data(data: ReportData, filters: Filters, *, generated_at: datetime) -> str:
     t = data.totals
     cost = _num(t.get("cost_usd"))
     cards = [
@@ -452,7 +413,7 @@ def render_data(data: ReportData, filters: ReportFilters, *, generated_at: datet
 <title>otel-tokens report</title><style>{_CSS}</style></head>
 <body>
 <h1>LLM token usage and cost</h1>
-<p class="meta">Filters: {_e(filters.describe())} · calls seen {_e(period)} ·
+<p class="meta">Filters: {_e(describe(filters))} · calls seen {_e(period)} ·
 generated {_e(generated_at.strftime("%Y-%m-%d %H:%M UTC"))} by otel-tokens</p>
 <div class="cards">{cards_html}</div>
 <h2 id="daily">Cost per day by model</h2>
