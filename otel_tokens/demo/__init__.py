@@ -253,11 +253,13 @@ def run_app(
         )
 
 
-def _print_reports(collector: CollectorProcess, correlation_id: str, out: IO[str]) -> None:
+def _print_reports(
+    db_path: Path, collector: CollectorProcess, correlation_id: str, out: IO[str]
+) -> None:
     from otel_tokens.demo.report import print_reports
 
     try:
-        print_reports(collector.admin_url, correlation_id, out)
+        print_reports(db_path, collector.admin_url, correlation_id, out)
     except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
         raise DemoError(str(exc)) from None
 
@@ -321,7 +323,7 @@ def run_demo(work_dir: Path, out: IO[str]) -> DemoRun:
         )
         example = scenario["requests"][0]["correlation_id"]
         emit(f"[5/{STEPS}] reports       through the collector's query API ({collector.admin_url})")
-        _print_reports(collector, example, out)
+        _print_reports(db_path, collector, example, out)
         html_path = work_dir / "report.html"
         _write_html(db_path, collector.admin_url, html_path)
         emit(f"[6/{STEPS}] html report   {html_path}")
@@ -351,9 +353,10 @@ def _print_next_steps(result: DemoRun, correlation_id: str, out: IO[str]) -> Non
     db = result.db_path
     print(
         f"\nDone in {result.seconds:.1f} s. The data stays in {db}; explore it with:\n"
-        f"  otel-tokens report --db {db} --by tenant\n"
-        f"  otel-tokens trace --db {db} {correlation_id}\n"
-        f'  otel-tokens sql --db {db} "SELECT * FROM usage_by_job_type"\n'
+        f"  otel-tokens --db {db} report --by tenant\n"
+        f"  otel-tokens --db {db} trace {correlation_id}\n"
+        f'  otel-tokens --db {db} sql "SELECT * FROM usage_by_job_type"\n'
+        f"  otel-tokens --db {db} report --format html --output report.html\n"
         f'  duckdb -readonly {db} "SELECT * FROM usage_by_node"\n'
         f"  open {result.work_dir / 'report.html'}",
         file=out,

@@ -18,11 +18,12 @@ def _cli() -> list[str]:
     return [found] if found else [sys.executable, "-m", "otel_tokens.cli"]
 
 
-def cli_output(args: list[str], admin_url: str) -> str:
-    """Run ``otel-tokens ARGS`` against the running collector; its output, or one error line."""
-    env = {**os.environ, "OTEL_TOKENS_COLLECTOR": admin_url, "COLUMNS": "120"}
+def cli_output(args: list[str], db_path: Path, admin_url: str) -> str:
+    """Run ``otel-tokens ARGS`` on the demo database; the collector holds it, so the CLI reads
+    through the collector's query API. Returns the output; raises RuntimeError with one line."""
+    env = {**os.environ, "COLUMNS": "120"}
     proc = subprocess.run(
-        [*_cli(), *args],
+        [*_cli(), "--db", str(db_path), "--collector", admin_url, *args],
         capture_output=True,
         text=True,
         env=env,
@@ -38,11 +39,11 @@ def cli_output(args: list[str], admin_url: str) -> str:
     return proc.stdout
 
 
-def print_reports(admin_url: str, correlation_id: str, out: IO[str]) -> None:
+def print_reports(db_path: Path, admin_url: str, correlation_id: str, out: IO[str]) -> None:
     for title, args in (
         ("otel-tokens report --by node", ["report", "--by", "node"]),
         ("otel-tokens report --by user", ["report", "--by", "user"]),
         (f"otel-tokens trace {correlation_id}", ["trace", correlation_id]),
     ):
         print(f"\n$ {title}", file=out)
-        print(cli_output(args, admin_url).rstrip("\n"), file=out, flush=True)
+        print(cli_output(args, db_path, admin_url).rstrip("\n"), file=out, flush=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -210,3 +211,34 @@ def test_report_charts_render_in_headless_chromium(report: str, tmp_path: Path) 
     # user/node bars in the first colour. Legend swatches alone would be 100 pixels each.
     assert counts[PALETTE[0]] > 3000, counts.most_common(8)
     assert counts[PALETTE[1]] > 500, counts.most_common(8)
+
+
+def test_cli_writes_the_html_report_with_its_filters(tmp_path: Path) -> None:
+    db_path = tmp_path / "known.duckdb"
+    _known_dataset(db_path)
+    out = tmp_path / "r.html"
+    cli = Path(sys.executable).parent / "otel-tokens"
+    subprocess.run(
+        [
+            str(cli),
+            "--db",
+            str(db_path),
+            "report",
+            "--format",
+            "html",
+            "--output",
+            str(out),
+            "--from",
+            "2026-03-01",
+            "--to",
+            "2026-03-02",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    page = out.read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>")
+    assert "$2.50" in page and "bob" not in page  # only day 0: alice's two calls
+    assert page.count('class="chart"') == 3
