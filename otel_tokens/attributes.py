@@ -42,6 +42,8 @@ COST_SOURCE_LOCAL = "local"
 ENDUSER_ID = "enduser.id"
 SESSION_ID = "session.id"
 SERVICE_NAME = "service.name"
+TELEMETRY_SDK_NAME = "telemetry.sdk.name"
+OPENAI_RESPONSE_SERVICE_TIER = "openai.response.service_tier"
 
 # --- Project namespace (no standard exists) ---------------------------------------------------
 OTEL_TOKENS_NODE = "otel_tokens.node"
@@ -63,6 +65,7 @@ OPENLLMETRY_CACHE_READ_INPUT_TOKENS = "gen_ai.usage.cache_read_input_tokens"
 OPENLLMETRY_CACHE_CREATION_INPUT_TOKENS = "gen_ai.usage.cache_creation_input_tokens"
 TRACELOOP_ASSOCIATION_PREFIX = "traceloop.association.properties."
 TRACELOOP_ENTITY_NAME = "traceloop.entity.name"
+OPENLLMETRY_REQUEST_TYPE = "llm.request.type"  # chat / completion / embedding
 # OpenInference (Arize / Phoenix).
 OPENINFERENCE_PROMPT_TOKENS = "llm.token_count.prompt"
 OPENINFERENCE_COMPLETION_TOKENS = "llm.token_count.completion"
@@ -76,6 +79,8 @@ OPENINFERENCE_SYSTEM = "llm.system"
 OPENINFERENCE_USER_ID = "user.id"
 OPENINFERENCE_SESSION_ID = "session.id"
 OPENINFERENCE_GRAPH_NODE_NAME = "graph.node.name"
+OPENINFERENCE_SPAN_KIND = "openinference.span.kind"  # LLM / EMBEDDING / CHAIN / TOOL / ...
+OPENINFERENCE_COST_TOTAL = "llm.cost.total"
 # OpenLIT.
 OPENLIT_COST = "gen_ai.usage.cost"
 OPENLIT_USER_ID = "gen_ai.user.id"

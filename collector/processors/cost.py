@@ -23,7 +23,7 @@ from otel_tokens.usage import Usage
 TYPE = "gen_ai_cost"
 
 # semconv: the service tier OpenAI actually used; selects genai-prices' price variant.
-_SERVICE_TIER_KEYS = ("openai.response.service_tier", "gen_ai.openai.response.service_tier")
+_SERVICE_TIER_KEYS = (A.OPENAI_RESPONSE_SERVICE_TIER, "gen_ai.openai.response.service_tier")
 
 
 @dataclass

@@ -169,10 +169,10 @@ def _operation(value: Any) -> tuple[str | None, int]:
 
 
 # --- where each column is read from, best source first ----------------------------------------
-OPENLLMETRY_REQUEST_TYPE = "llm.request.type"
-OPENINFERENCE_SPAN_KIND = "openinference.span.kind"
-OPENINFERENCE_COST_TOTAL = "llm.cost.total"
-TELEMETRY_SDK_NAME = "telemetry.sdk.name"
+OPENLLMETRY_REQUEST_TYPE = A.OPENLLMETRY_REQUEST_TYPE
+OPENINFERENCE_SPAN_KIND = A.OPENINFERENCE_SPAN_KIND
+OPENINFERENCE_COST_TOTAL = A.OPENINFERENCE_COST_TOTAL
+TELEMETRY_SDK_NAME = A.TELEMETRY_SDK_NAME
 
 Coercer = Callable[[Any], tuple[Any, int]]
 
