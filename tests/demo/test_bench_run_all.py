@@ -50,18 +50,43 @@ def test_figures_are_compared_with_their_targets(tmp_path: Path) -> None:
     assert "512 MB RSS | **missed**" in _row(text, "collector memory")
     assert "**met**" in _row(text, "nothing acknowledged lost")
     # views.json is absent: its targets are reported, not dropped, and the run says it failed.
-    assert "not measured" in _row(text, "trace lookup by correlation id")
+    assert "not measured" in _row(text, "`trace` lookup by correlation id")
     assert "3 met, 2 missed, 3 not measured." in text
     assert "| `overhead_us.openai_v2` | 205 |" in text  # every figure is listed, not only targets
     assert proc.returncode == 1 and "views: missing" in proc.stderr
 
 
 def test_a_json_without_the_expected_figure_names_what_was_looked_for(tmp_path: Path) -> None:
-    (tmp_path / "views.json").write_text(json.dumps({"usage_by_user_s": 0.4}))
+    (tmp_path / "views.json").write_text(json.dumps({"views": {"bytes_per_span": 90}}))
     out = tmp_path / "RESULTS.md"
     _collate(tmp_path, out)
-    row = _row(out.read_text(), "trace lookup by correlation id")
-    assert "figure not in JSON (looked for `trace_lookup_ms`" in row
+    row = _row(out.read_text(), "`trace` lookup by correlation id")
+    assert "figure not in JSON (looked for `views.trace_lookup.s`)" in row
+
+
+def test_every_usage_view_gets_its_own_row_and_seconds_become_milliseconds(tmp_path: Path) -> None:
+    views = {
+        "views": {
+            "usage_by_user": {"rows": 2000, "s": 0.41},
+            "usage_by_node": {"rows": 9, "s": 1.3},
+            "llm_calls": {"rows": 10, "s": 2.5},  # not a usage_by_* view: no target
+        },
+        "trace_lookup": {"s": 0.0123},
+        "bytes_per_span": 95.2,
+    }
+    (tmp_path / "views.json").write_text(json.dumps({"views": views}))
+    out = tmp_path / "RESULTS.md"
+    _collate(tmp_path, out)
+    text = out.read_text()
+    assert "0.41 s | **met**" in _row(
+        text, "usage_by_* view, read completely (median): usage_by_user"
+    )
+    assert "1.3 s | **missed**" in _row(
+        text, "usage_by_* view, read completely (median): usage_by_node"
+    )
+    assert "llm_calls (median)" not in text
+    assert "12.3 ms | **met**" in _row(text, "`trace` lookup by correlation id")
+    assert "95.2 bytes | **met**" in _row(text, "DuckDB bytes per span")
 
 
 def test_unreadable_json_is_reported_not_a_crash(tmp_path: Path) -> None:
