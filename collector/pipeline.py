@@ -130,6 +130,10 @@ class Pipeline:
             ticket = Ticket(rows, nbytes, admitted=n)
             assert self.batcher is not None
             self.batcher.put(ticket)
+        except batch_processor.Closed as exc:
+            if limiter is not None:
+                limiter.release(n, nbytes)
+            raise Overloaded(str(exc), self.retry_after()) from None
         except BaseException:
             if limiter is not None:
                 limiter.release(n, nbytes)

@@ -18,6 +18,10 @@ from typing import Any, Protocol
 TYPE = "batch"
 
 
+class Closed(RuntimeError):
+    """The queue no longer takes requests (the collector is shutting down)."""
+
+
 class Item(Protocol):
     rows: list[dict[str, Any]]
 
@@ -61,7 +65,7 @@ class Batcher:
     def put(self, item: Item) -> None:
         with self._cond:
             if self._closed:
-                raise RuntimeError("pipeline is shutting down")
+                raise Closed("the collector is shutting down")
             self._queue.append((time.monotonic(), item))
             self._queued_spans += len(item.rows)
             self._cond.notify()

@@ -65,7 +65,7 @@ class HttpListener:
         )
         self._active = 0
         self._active_lock = threading.Lock()
-        self._stopping = False
+        self.stopping = False
 
     def start(self) -> None:
         self._thread.start()
@@ -74,9 +74,9 @@ class HttpListener:
         )
 
     def stop_accepting(self) -> None:
-        if self._stopping:
+        if self.stopping:
             return
-        self._stopping = True
+        self.stopping = True
         self._server.shutdown()
         self._server.server_close()
 
@@ -154,6 +154,10 @@ class _Handler(BaseHTTPRequestHandler):
         if encoding not in ("identity", "gzip", "deflate"):
             self.close_connection = True
             return self._error(415, f"unsupported content encoding {encoding!r}", answer_as)
+        if listener.stopping:
+            # Keep-alive connections outlive the listening socket: turn them away while draining.
+            self.close_connection = True
+            return self._error(503, "the collector is shutting down", answer_as, _retry(1))
         if listener.consumer.over_limit():
             # Refuse before reading and decoding the body: that is the memory we protect.
             self.close_connection = True
