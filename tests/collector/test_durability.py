@@ -28,7 +28,8 @@ def _spawn(tmp_path: Path, db: Path) -> tuple[subprocess.Popen[bytes], str]:
         "processors:\n  memory_limiter:\n  batch:\n"
         f"exporters:\n  duckdb: {{path: '{db}'}}\n"
         "service:\n  admin: {endpoint: ''}\n  pipelines:\n    traces:\n"
-        "      receivers: [otlp]\n      processors: [memory_limiter, batch]\n      exporters: [duckdb]\n"
+        "      receivers: [otlp]\n      processors: [memory_limiter, batch]\n"
+        "      exporters: [duckdb]\n"
     )
     proc = subprocess.Popen(
         [

@@ -24,8 +24,8 @@ def test_spans_land_in_day_partitions_next_to_duckdb(start_collector, tmp_path):
     assert days == ["day=2025-11-23", "day=2025-11-24", "day=2025-11-25"]
     assert not list(out.rglob("*.tmp"))
     rows = duckdb.sql(
-        f"SELECT day::VARCHAR, count(*) FROM read_parquet('{out}/*/*.parquet', hive_partitioning=true)"
-        " GROUP BY ALL ORDER BY 1"
+        "SELECT day::VARCHAR, count(*)"
+        f" FROM read_parquet('{out}/*/*.parquet', hive_partitioning=true) GROUP BY ALL ORDER BY 1"
     ).fetchall()
     assert rows == [("2025-11-23", 2), ("2025-11-24", 1), ("2025-11-25", 1)]
     assert collector.query("SELECT count(*) FROM spans") == [(4,)]
