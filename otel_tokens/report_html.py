@@ -177,6 +177,14 @@ def fmt_usd(value: float | None) -> str:
     return f"${value:,.2f}"
 
 
+def _axis_usd(value: float) -> str:
+    """Axis labels: as few digits as tell the ticks apart ($0.0025, not $0.002500)."""
+    if value <= 0:
+        return "$0"
+    decimals = max(2, 2 - _floor_log10(value))
+    return f"${value:,.{decimals}f}".rstrip("0").rstrip(".") if value < 1 else fmt_usd(value)
+
+
 def fmt_int(value: Any) -> str:
     number = _num(value)
     return "—" if number is None else f"{int(number):,}"
@@ -248,7 +256,7 @@ def daily_cost_chart(daily: Sequence[Mapping[str, Any]]) -> str:
         parts.append(
             f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" class="grid"/>'
             f'<text x="{left - 6}" y="{y + 4:.1f}" class="axis" text-anchor="end">'
-            f"{_e(fmt_usd(value))}</text>"
+            f"{_e(_axis_usd(value))}</text>"
         )
     label_every = max(1, round(len(days) / 12))
     for i, day in enumerate(days):
