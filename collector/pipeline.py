@@ -15,7 +15,10 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
+
 from collector.config import CollectorConfig, PipelineSpec
+from collector.exporters.duckdb import rows_to_table
 from collector.processors import batch as batch_processor
 from collector.processors.memory_limiter import MemoryLimiter
 
@@ -70,6 +73,7 @@ class Ticket:
     nbytes: int
     done: threading.Event = field(default_factory=threading.Event)
     admitted: int = 0  # spans counted by the memory limiter (processors may change len(rows))
+    table: pa.Table | None = None  # the rows as an Arrow batch (queries.store.SPANS_SCHEMA)
     error: BaseException | None = None
     inserted: int = 0
 
@@ -127,7 +131,9 @@ class Pipeline:
                     # A processor bug must not lose data: store the rows as they are and count it.
                     self.processor_errors += 1
                     log.exception("processor %s failed; storing its input unchanged", pid)
-            ticket = Ticket(rows, nbytes, admitted=n)
+            # The Arrow batch is built here, in the request's thread, so the single writer thread
+            # spends its time in DuckDB (which releases the GIL) rather than in Python.
+            ticket = Ticket(rows, nbytes, admitted=n, table=rows_to_table(rows))
             assert self.batcher is not None
             self.batcher.put(ticket)
         except batch_processor.Closed as exc:
@@ -176,9 +182,13 @@ class Pipeline:
 
     def _export(self, batch: list[Any]) -> None:
         try:
-            rows = batch[0].rows if len(batch) == 1 else [r for t in batch for r in t.rows]
+            if len(batch) == 1:
+                rows, table = batch[0].rows, batch[0].table
+            else:
+                rows = [r for t in batch for r in t.rows]
+                table = pa.concat_tables([t.table for t in batch])
             try:
-                inserted = self._export_rows(rows)
+                inserted = self._export_rows(rows, table)
                 if len(batch) == 1:
                     batch[0].inserted = inserted
                 else:
@@ -196,7 +206,7 @@ class Pipeline:
                     )
                     for t in batch:
                         try:
-                            t.inserted = self._export_rows(t.rows)
+                            t.inserted = self._export_rows(t.rows, t.table)
                         except Exception as one:
                             t.error = one
                             self.export_errors += 1
@@ -207,10 +217,12 @@ class Pipeline:
                     self.limiter.release(t.admitted, t.nbytes)
                 t.done.set()
 
-    def _export_rows(self, rows: list[dict[str, Any]]) -> int:
+    def _export_rows(self, rows: list[dict[str, Any]], table: pa.Table | None) -> int:
+        if table is None:
+            table = rows_to_table(rows)
         inserted = 0
         for i, (_eid, exp) in enumerate(self.exporters):
-            n = exp.export(rows)
+            n = exp.export(rows, table)
             if i == 0:
                 inserted = n
         return inserted

@@ -218,9 +218,13 @@ class DuckDBExporter:
         con.execute("SET lock_configuration = true")
         self.connection = con
 
-    def export(self, rows: list[dict[str, Any]]) -> int:
-        """Commit the rows (idempotently); returns how many were new."""
-        table = rows_to_table(rows)
+    def export(self, rows: list[dict[str, Any]], table: pa.Table | None = None) -> int:
+        """Commit the rows (idempotently); returns how many were new.
+
+        ``table`` is the same rows as an Arrow batch when the caller built it already.
+        """
+        if table is None:
+            table = rows_to_table(rows)
         with self._lock:
             if self.connection is None:
                 raise RuntimeError("duckdb exporter is not running")

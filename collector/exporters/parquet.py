@@ -54,8 +54,9 @@ class ParquetExporter:
     def start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
 
-    def export(self, rows: list[dict[str, Any]]) -> int:
-        table = rows_to_table(rows)
+    def export(self, rows: list[dict[str, Any]], table: pa.Table | None = None) -> int:
+        if table is None:
+            table = rows_to_table(rows)
         days = pc.strftime(table.column("start_time"), format="%Y-%m-%d")
         for day in pc.unique(days).to_pylist():
             part = table.filter(pc.equal(days, day))

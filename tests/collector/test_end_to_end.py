@@ -185,12 +185,27 @@ def test_foreign_conventions_add_up_per_user_node_and_trace(collector, exporter_
 
 @pytest.mark.skipif(not HAVE_GENAI_PROCESSORS, reason="gen_ai_normalize / gen_ai_cost not landed")
 def test_views_show_the_same_totals_when_they_exist(collector, exporter_for):
-    _emit(exporter_for(collector))
+    ids = _emit(exporter_for(collector))
     views = {r[0] for r in collector.query("SELECT view_name FROM duckdb_views()")}
-    if "usage_by_user" not in views:
+    if not {"usage_by_user", "usage_by_node", "usage_by_trace"} <= views:
         pytest.skip("usage_by_* views not landed")
-    users = collector.query("SELECT * FROM usage_by_user")
-    cols = [r[0] for r in collector.query("DESCRIBE usage_by_user")]
-    got = {r[cols.index("user_id")]: r for r in users}
-    assert got["u1"][cols.index("input_tokens")] == 170
-    assert got["u2"][cols.index("input_tokens")] == 61
+    users = collector.query(
+        "SELECT user_id, calls, input_tokens, output_tokens FROM usage_by_user ORDER BY user_id"
+    )
+    assert users == [("u1", 3, 170, 35), ("u2", 2, 61, 8)]
+    nodes = collector.query(
+        "SELECT node, input_tokens, output_tokens FROM usage_by_node ORDER BY node"
+    )
+    assert nodes == [
+        ("answer", 51, 11),
+        ("intent_classification", 100, 20),
+        ("retrieval", 50, 5),
+        ("summarize", 30, 7),
+    ]
+    traces = dict(
+        (t, (c, i))
+        for t, c, i in collector.query(
+            "SELECT trace_id, correlation_id, input_tokens FROM usage_by_trace"
+        )
+    )
+    assert traces == {ids["A"]: ("req-1", 180), ids["B"]: (None, 51)}

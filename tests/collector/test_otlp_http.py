@@ -32,13 +32,13 @@ def test_protobuf_export_is_stored_before_the_200_is_sent(collector):
 
 
 def test_json_export_reads_hex_ids_and_string_int64(collector):
-    spec = span_spec(attributes={"gen_ai.usage.input_tokens": 42, "flag": True, "tags": ["a", "b"]})
+    spec = span_spec(attributes={"app.count": 42, "flag": True, "tags": ["a", "b"]})
     r = requests.post(collector.http_url, data=json_request([spec]), headers=JS)
     assert r.status_code == 200, r.text
     assert r.json() == {}
     row = collector.query(
         "SELECT trace_id, span_id, epoch_us(start_time),"
-        " attributes->>'$.\"gen_ai.usage.input_tokens\"', attributes->'$.tags' FROM spans"
+        " attributes->>'$.\"app.count\"', attributes->'$.tags' FROM spans"
     )[0]
     assert row[0] == spec["trace_id"].hex() and row[1] == spec["span_id"].hex()
     assert row[2] == T0 // 1000
