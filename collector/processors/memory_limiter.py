@@ -20,9 +20,9 @@ _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 @dataclass
 class Config:
-    limit_spans: int = 65_536  # spans admitted but not yet committed
+    limit_spans: int = 32_768  # spans admitted but not yet committed
     limit_request_mib: int = 128  # decompressed request bytes admitted but not yet committed
-    limit_mib: int = 360  # process RSS above which new requests are refused (0 = no RSS check)
+    limit_mib: int = 300  # process RSS above which new requests are refused (0 = no RSS check)
     retry_after: float = 1.0  # seconds, sent as Retry-After / RetryInfo
 
     def validate(self) -> None:
