@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import socket
 import sys
 import threading
 from collections.abc import Iterable, Iterator
@@ -303,6 +304,12 @@ def _make_handler(server: ReplayServer) -> type[BaseHTTPRequestHandler]:
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # keep test output clean
+
+        def setup(self) -> None:
+            super().setup()
+            # Headers and body go out in separate writes: without TCP_NODELAY, Nagle's algorithm
+            # and the client's delayed ACK add ~40 ms to every response.
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
         def _handle(self) -> None:
             split = urlsplit(self.path)

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import contextvars
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import sys
+from collections.abc import Callable
 from typing import Any
 
 import wrapt
-from opentelemetry import trace
+from opentelemetry import context, trace
 from opentelemetry.trace import Span, SpanKind, Tracer
 
 from otel_tokens import attributes as attr
@@ -45,13 +45,27 @@ _IN_CALL: contextvars.ContextVar[bool] = contextvars.ContextVar(
 )
 
 
-@contextmanager
-def _covering_call() -> Iterator[None]:
-    token = _IN_CALL.set(True)
-    try:
-        yield
-    finally:
-        _IN_CALL.reset(token)
+class _Covering:
+    """While the wrapped SDK call runs: our span is current and ``_IN_CALL`` is set.
+
+    A plain class: cheaper per call than a generator-based context manager.
+    """
+
+    __slots__ = ("_span", "_tokens")
+
+    def __init__(self, call: LLMCall) -> None:
+        self._span = call.span
+
+    def __enter__(self) -> None:
+        self._tokens = (
+            _IN_CALL.set(True),
+            context.attach(trace.set_span_in_context(self._span)),
+        )
+
+    def __exit__(self, *exc_info: object) -> None:
+        in_call, attached = self._tokens
+        context.detach(attached)
+        _IN_CALL.reset(in_call)
 
 
 def suppress_sdk_span(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
@@ -186,11 +200,20 @@ def _estimated(kwargs: dict[str, Any], message: Any) -> Usage:
 
 
 def _is_api_response(result: Any) -> bool:
+    """``with_raw_response`` / ``with_streaming_response`` results (not messages, not streams)."""
+    responses = sys.modules.get("anthropic._response")
+    base = getattr(responses, "BaseAPIResponse", None)
+    if isinstance(base, type):
+        return isinstance(result, base)
     return hasattr(result, "http_response") and hasattr(result, "parse")
 
 
 def _is_stream(result: Any, is_async: bool) -> bool:
-    if is_async:
+    sdk = sys.modules.get("anthropic")
+    stream_cls = getattr(sdk, "AsyncStream" if is_async else "Stream", None)
+    if isinstance(stream_cls, type):
+        return isinstance(result, stream_cls)
+    if is_async:  # an SDK without those names: recognise a stream by its shape
         return hasattr(result, "__anext__") and hasattr(result, "response")
     return hasattr(result, "__next__") and hasattr(result, "response")
 
@@ -199,7 +222,7 @@ def handle_result(call: LLMCall, result: Any, kwargs: dict[str, Any], is_async: 
     """What the wrapper returns: ``result`` itself, or a stream proxy that ends the span."""
     try:
         if _is_stream(result, is_async):
-            finisher = StreamFinisher(call, estimate_input(kwargs))
+            finisher = StreamFinisher(call, lambda: estimate_input(kwargs))
             return (
                 TracedAsyncStream(result, finisher) if is_async else TracedStream(result, finisher)
             )
@@ -329,7 +352,7 @@ def create(tracer: Tracer) -> Wrapper:
         if call is None:
             return wrapped(*args, **kwargs)
         try:
-            with _covering_call(), call.use():
+            with _Covering(call):
                 result = wrapped(*args, **kwargs)
         except BaseException as exc:
             _fail(call, exc)
@@ -349,7 +372,7 @@ def acreate(tracer: Tracer) -> Wrapper:
         if call is None:
             return await wrapped(*args, **kwargs)
         try:
-            with _covering_call(), call.use():
+            with _Covering(call):
                 result = await wrapped(*args, **kwargs)
         except BaseException as exc:
             _fail(call, exc)
@@ -384,7 +407,8 @@ class TracedStreamManager(wrapt.ObjectProxy):  # type: ignore[misc]
         return start_call(self._self_tracer, self._self_instance, self._self_kwargs)
 
     def _self_attach(self, call: LLMCall, message_stream: Any, is_async: bool) -> None:
-        finisher = StreamFinisher(call, estimate_input(self._self_kwargs))
+        kwargs = self._self_kwargs
+        finisher = StreamFinisher(call, lambda: estimate_input(kwargs))
         self._self_finisher = finisher
         try:
             # MessageStream reads its events from ``_raw_stream`` lazily, whichever of
@@ -400,7 +424,7 @@ class TracedStreamManager(wrapt.ObjectProxy):  # type: ignore[misc]
         if call is None:
             return self.__wrapped__.__enter__()
         try:
-            with _covering_call(), call.use():
+            with _Covering(call):
                 message_stream = self.__wrapped__.__enter__()
         except BaseException as exc:
             _fail(call, exc)
@@ -420,7 +444,7 @@ class TracedStreamManager(wrapt.ObjectProxy):  # type: ignore[misc]
         if call is None:
             return await self.__wrapped__.__aenter__()
         try:
-            with _covering_call(), call.use():
+            with _Covering(call):
                 message_stream = await self.__wrapped__.__aenter__()
         except BaseException as exc:
             _fail(call, exc)

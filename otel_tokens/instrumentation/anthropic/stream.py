@@ -9,6 +9,7 @@ stream, so application code sees the object it expects.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import wrapt
@@ -22,12 +23,13 @@ log = logging.getLogger(__name__)
 class StreamFinisher:
     """Observes events into a :class:`StreamUsage` and ends the call once. Never raises."""
 
-    __slots__ = ("_done", "acc", "call", "estimated_input", "text_parts")
+    __slots__ = ("_done", "acc", "call", "estimate_input", "text_parts")
 
-    def __init__(self, call: Any, estimated_input: int | None = None) -> None:
+    def __init__(self, call: Any, estimate_input: Callable[[], int | None] | None = None) -> None:
         self.call = call
         self.acc = StreamUsage()
-        self.estimated_input = estimated_input
+        # Only called when the stream reported no usage at all (rare), so it costs nothing.
+        self.estimate_input = estimate_input
         self.text_parts: list[str] = []
         self._done = False
 
@@ -50,7 +52,7 @@ class StreamFinisher:
             usage = self.acc.usage()
             if usage is None and self.acc.events:
                 usage = Usage(
-                    input_tokens=self.estimated_input,
+                    input_tokens=self.estimate_input() if self.estimate_input else None,
                     output_tokens=estimate_tokens("".join(self.text_parts)),
                     estimated=True,
                 )

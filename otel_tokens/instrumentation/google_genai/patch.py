@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from opentelemetry import trace
+from opentelemetry import context, trace
 from opentelemetry.trace import Span, SpanKind, Tracer
 
 from otel_tokens import attributes as attr
@@ -47,6 +47,30 @@ EMBEDDINGS = "embeddings"
 _IN_CALL: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "otel_tokens_google_genai", default=False
 )
+
+
+class _Covering:
+    """While the wrapped SDK call runs: our span is current and ``_IN_CALL`` is set.
+
+    A plain class: cheaper per call than a generator-based context manager.
+    """
+
+    __slots__ = ("_span", "_tokens")
+
+    def __init__(self, call: LLMCall) -> None:
+        self._span = call.span
+
+    def __enter__(self) -> None:
+        self._tokens = (
+            _IN_CALL.set(True),
+            context.attach(trace.set_span_in_context(self._span)),
+        )
+
+    def __exit__(self, *exc_info: object) -> None:
+        in_call, attached = self._tokens
+        context.detach(attached)
+        _IN_CALL.reset(in_call)
+
 
 Wrapper = Callable[[Any, Any, tuple[Any, ...], dict[str, Any]], Any]
 
@@ -172,15 +196,12 @@ def _traced(
         call = start_call(tracer, instance, kwargs, operation)
         if call is None:
             return wrapped(*args, **kwargs)
-        token = _IN_CALL.set(True)
         try:
-            with call.use():
+            with _Covering(call):
                 result = wrapped(*args, **kwargs)
         except BaseException as exc:
             _fail(call, exc)
             raise
-        finally:
-            _IN_CALL.reset(token)
         record(call, result, kwargs)
         return result
 
@@ -196,15 +217,12 @@ def _atraced(
         call = start_call(tracer, instance, kwargs, operation)
         if call is None:
             return await wrapped(*args, **kwargs)
-        token = _IN_CALL.set(True)
         try:
-            with call.use():
+            with _Covering(call):
                 result = await wrapped(*args, **kwargs)
         except BaseException as exc:
             _fail(call, exc)
             raise
-        finally:
-            _IN_CALL.reset(token)
         record(call, result, kwargs)
         return result
 
@@ -238,13 +256,13 @@ def generate_content_stream(tracer: Tracer) -> Wrapper:
         if call is None:
             return wrapped(*args, **kwargs)
         try:
-            with call.use():
+            with _Covering(call):
                 stream = wrapped(*args, **kwargs)
         except BaseException as exc:
             _fail(call, exc)
             raise
         try:
-            finisher = StreamFinisher(call, estimate_text(kwargs.get("contents")))
+            finisher = StreamFinisher(call, lambda: estimate_text(kwargs.get("contents")))
             return traced_iterator(stream, finisher)
         except Exception:
             log.debug("otel_tokens: could not wrap a Gemini stream", exc_info=True)
@@ -264,13 +282,13 @@ def agenerate_content_stream(tracer: Tracer) -> Wrapper:
         if call is None:
             return await wrapped(*args, **kwargs)
         try:
-            with call.use():
+            with _Covering(call):
                 stream = await wrapped(*args, **kwargs)
         except BaseException as exc:
             _fail(call, exc)
             raise
         try:
-            finisher = StreamFinisher(call, estimate_text(kwargs.get("contents")))
+            finisher = StreamFinisher(call, lambda: estimate_text(kwargs.get("contents")))
             return traced_async_iterator(stream, finisher)
         except Exception:
             log.debug("otel_tokens: could not wrap a Gemini stream", exc_info=True)

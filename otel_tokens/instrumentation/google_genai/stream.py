@@ -7,7 +7,7 @@ runs when the stream is exhausted, closed early, fails mid-way, or is garbage-co
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from otel_tokens.instrumentation.google_genai.usage import StreamUsage
@@ -19,12 +19,13 @@ log = logging.getLogger(__name__)
 class StreamFinisher:
     """Observes chunks into a :class:`StreamUsage` and ends the call once. Never raises."""
 
-    __slots__ = ("_done", "acc", "call", "estimated_input")
+    __slots__ = ("_done", "acc", "call", "estimate_input")
 
-    def __init__(self, call: Any, estimated_input: int | None = None) -> None:
+    def __init__(self, call: Any, estimate_input: Callable[[], int | None] | None = None) -> None:
         self.call = call
         self.acc = StreamUsage()
-        self.estimated_input = estimated_input
+        # Only called when the stream reported no usage at all, so it costs nothing otherwise.
+        self.estimate_input = estimate_input
         self._done = False
 
     def finish(self, exc: BaseException | None = None) -> None:
@@ -36,7 +37,8 @@ class StreamFinisher:
                 self.call.fail(exc)
             usage = self.acc.usage()
             if usage is None and self.acc.chunks:
-                usage = Usage(input_tokens=self.estimated_input, estimated=True)
+                estimate = self.estimate_input() if self.estimate_input else None
+                usage = Usage(input_tokens=estimate, estimated=True)
             self.call.set_response(
                 response_model=self.acc.response_model,
                 response_id=self.acc.response_id,
