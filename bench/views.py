@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from generate import generate
+
 from otel_tokens.query import Database
 from otel_tokens.reports import find_traces, load_trace
 
