@@ -73,19 +73,22 @@ def test_every_usage_view_gets_its_own_row_and_seconds_become_milliseconds(tmp_p
         },
         "trace_lookup": {"s": 0.0123},
         "bytes_per_span": 95.2,
+        "spans": 10_000_000,
     }
     (tmp_path / "views.json").write_text(json.dumps({"views": views}))
     out = tmp_path / "RESULTS.md"
     _collate(tmp_path, out)
     text = out.read_text()
-    assert "0.41 s | **met**" in _row(
+    assert "0.41 s over 10,000,000 spans | **met**" in _row(
         text, "usage_by_* view, read completely (median): usage_by_user"
     )
-    assert "1.3 s | **missed**" in _row(
+    assert "1.3 s over 10,000,000 spans | **missed**" in _row(
         text, "usage_by_* view, read completely (median): usage_by_node"
     )
     assert "llm_calls (median)" not in text
-    assert "12.3 ms | **met**" in _row(text, "`trace` lookup by correlation id")
+    assert "12.3 ms over 10,000,000 spans | **met**" in _row(
+        text, "`trace` lookup by correlation id"
+    )
     assert "95.2 bytes | **met**" in _row(text, "DuckDB bytes per span")
 
 
