@@ -23,13 +23,13 @@ from typing import Any
 import duckdb
 
 from collector.config import AdminConfig, parse_endpoint
+from otel_tokens.query import is_read_only_query
 
 log = logging.getLogger("otel_tokens.collector.admin")
 
 _MAX_QUERY_BODY = 1 << 20
-_READ_ONLY_TYPES = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
-# Table functions that read files or other databases. The collector's connection has external
-# access switched off anyway; this keeps the check meaningful for callers on a local file.
+# Table functions that read files or other databases. External access is off on the collector's
+# connection anyway; refusing them up front gives a clear error instead of a permission one.
 _FILE_FUNCTIONS = re.compile(
     r"\b(read_\w+|\w+_scan|glob|parquet_\w+|sniff_csv|iceberg_\w+|delta_\w+|"
     r"sqlite_\w+|postgres_\w+|mysql_\w+|httpfs\w*|load_extension|install_extension)\s*\(",
@@ -37,15 +37,9 @@ _FILE_FUNCTIONS = re.compile(
 )
 
 
-def is_read_only_query(sql: str) -> bool:
-    """True for exactly one SELECT (or EXPLAIN) statement that names no file-reading function."""
-    try:
-        statements = duckdb.extract_statements(sql)
-    except duckdb.Error:
-        return False
-    if len(statements) != 1 or statements[0].type not in _READ_ONLY_TYPES:
-        return False
-    return not _FILE_FUNCTIONS.search(sql)
+def is_allowed_query(sql: str) -> bool:
+    """One read-only statement (the CLI's own check) that names no file-reading function."""
+    return is_read_only_query(sql) and not _FILE_FUNCTIONS.search(sql)
 
 
 def _json_value(v: Any) -> Any:
@@ -84,7 +78,7 @@ def run_query(
     """Run one read-only statement; returns the interface-4 JSON document."""
     if not isinstance(sql, str) or not sql.strip():
         raise QueryError("sql: a SELECT statement is required")
-    if not is_read_only_query(sql):
+    if not is_allowed_query(sql):
         raise QueryError("only a single read-only SELECT statement is allowed")
     cur = cursor_factory()
     timer = threading.Timer(timeout, cur.interrupt)

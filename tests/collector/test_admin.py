@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from collector.admin import is_read_only_query
+from collector.admin import is_allowed_query
 from tests.collector.otlp_requests import protobuf_request, span_spec
 
 PB = {"Content-Type": "application/x-protobuf"}
@@ -75,12 +75,12 @@ def test_a_failing_select_is_400_with_one_line(collector):
     assert requests.post(collector.admin_url + "/v1/query", data=b"not json").status_code == 400
 
 
-def test_is_read_only_query():
-    assert is_read_only_query("SELECT 1")
-    assert is_read_only_query("WITH x AS (SELECT 1) SELECT * FROM x")
-    assert not is_read_only_query("UPDATE spans SET name = 'x'")
-    assert not is_read_only_query("SELECT 1; SELECT 2")
-    assert not is_read_only_query("SELECT * FROM parquet_scan('x.parquet')")
+def test_only_one_select_without_file_functions_is_allowed():
+    assert is_allowed_query("SELECT 1")
+    assert is_allowed_query("WITH x AS (SELECT 1) SELECT * FROM x")
+    assert not is_allowed_query("UPDATE spans SET name = 'x'")
+    assert not is_allowed_query("SELECT 1; SELECT 2")
+    assert not is_allowed_query("SELECT * FROM parquet_scan('x.parquet')")
 
 
 def test_metrics_count_spans_and_tokens_by_provider_model_node(collector):
