@@ -474,3 +474,37 @@ def test_a_failure_inside_otel_tokens_never_reaches_the_application(
     assert message.usage.output_tokens == 5
     span = only_span(exporter)  # still ended, exactly once
     assert span.status.status_code == StatusCode.UNSET
+
+
+async def test_concurrent_streams_in_different_scopes_keep_their_own_user_and_node(
+    replay: ReplayFactory,
+) -> None:
+    import otel_tokens
+    from otel_tokens.processor import StampingProcessor
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(StampingProcessor())
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    instrumentor = AnthropicInstrumentor()
+    instrumentor.instrument(tracer_provider=provider)
+    try:
+        client = async_client(replay(STREAM, STREAM, repeat=True))
+
+        async def ask(user: str, node: str) -> None:
+            with otel_tokens.usage_context(user_id=user), otel_tokens.node(node):
+                async with client.messages.stream(**_stream_kwargs()) as stream:
+                    async for _ in stream.text_stream:
+                        await asyncio.sleep(0)  # interleave the two streams
+
+        await asyncio.gather(ask("u1", "classify"), ask("u2", "extract"))
+    finally:
+        instrumentor.uninstrument()
+    stamped = {
+        ((s.attributes or {})[attr.ENDUSER_ID], (s.attributes or {})[attr.OTEL_TOKENS_NODE])
+        for s in llm_spans(exporter)
+    }
+    assert stamped == {("u1", "classify"), ("u2", "extract")}
+    assert all(
+        (s.attributes or {})[attr.GEN_AI_USAGE_OUTPUT_TOKENS] == 5 for s in llm_spans(exporter)
+    )
