@@ -221,7 +221,10 @@ def main(argv: list[str]) -> int:
     mailboxes: dict[str, Mailbox] = {}
     for job in scenario["ingest_jobs"]:
         mailboxes[job["tenant"]] = ingest_emails(clients, models, job)
-        print(f"  ingest_emails {job['correlation_id']}: {len(job['emails'])} emails", flush=True)
+        print(
+            f"[agent_graph] ingest_emails {job['correlation_id']}: {len(job['emails'])} emails",
+            flush=True,
+        )
     # Several users at once: each worker thread enters its own usage_context.
     with ThreadPoolExecutor(max_workers=3) as pool:
         futures = [
@@ -230,7 +233,9 @@ def main(argv: list[str]) -> int:
         ]
         for req, future in futures:
             intent = future.result()
-            print(f"  {req['correlation_id']} {req['user']}: intent={intent}", flush=True)
+            print(
+                f"[agent_graph] {req['correlation_id']} {req['user']}: intent={intent}", flush=True
+            )
     return 0
 
 

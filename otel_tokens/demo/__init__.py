@@ -36,6 +36,7 @@ DEFAULT_WORK_DIR = Path("demo-output")
 SERVICE_NAME = "agent-graph-demo"
 DB_NAME = "otel-tokens.duckdb"
 STEPS = 7
+APP_PROGRESS = "[agent_graph] "
 
 
 class DemoError(RuntimeError):
@@ -51,6 +52,7 @@ class DemoRun:
     ledger_path: Path
     scenario: dict[str, Any]
     collector_admin: str = ""
+    problem: str = ""  # set when the run completed but recorded less than the provider served
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -239,8 +241,8 @@ def run_app(
         try:
             for line in proc.stdout:
                 log.write(line)
-                if line.startswith("  "):  # the app's own progress lines
-                    emit("      " + line.strip())
+                if line.startswith(APP_PROGRESS):  # the app's own progress lines
+                    emit("      " + line[len(APP_PROGRESS) :].strip())
             status = proc.wait(timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
@@ -321,6 +323,12 @@ def run_demo(work_dir: Path, out: IO[str]) -> DemoRun:
             f"[4/{STEPS}] stored        {spans} spans, {calls} LLM calls "
             f"({len(fake.ledger)} answered by the provider) in {result.timings['app']:.1f} s"
         )
+        # Every call the provider answered must have become a stored span: a gap is a bug
+        # (an SDK not instrumented, a span lost). Show the reports anyway, then fail.
+        if calls != len(fake.ledger):
+            missing = _unrecorded(collector, fake)
+            emit(f"      WARNING: {missing}")
+            result.problem = missing
         example = scenario["requests"][0]["correlation_id"]
         emit(f"[5/{STEPS}] reports       through the collector's query API ({collector.admin_url})")
         _print_reports(db_path, collector, example, out)
@@ -338,7 +346,32 @@ def run_demo(work_dir: Path, out: IO[str]) -> DemoRun:
         collector.kill()
     result.seconds = time.perf_counter() - started
     _print_next_steps(result, example, out)
+    if result.problem:
+        raise DemoError(result.problem)
     return result
+
+
+def _unrecorded(collector: CollectorProcess, fake: FakeProvider) -> str:
+    """Which kinds of provider calls have fewer stored spans than answered requests."""
+    _, rows = collector.query(
+        "SELECT provider, request_model, count(*) FROM spans "
+        "WHERE operation IS NOT NULL GROUP BY ALL"
+    )
+    stored = {(str(p), str(m)): int(n) for p, m, n in rows}
+    served: dict[tuple[str, str], int] = {}
+    for entry in fake.ledger:
+        key = (entry.provider, entry.model)
+        served[key] = served.get(key, 0) + 1
+    gaps = [
+        f"{model} ({provider}): {n - stored.get((provider, model), 0)} of {n}"
+        for (provider, model), n in sorted(served.items())
+        if stored.get((provider, model), 0) < n
+    ]
+    return (
+        "calls answered by the provider but not recorded: "
+        + (", ".join(gaps) if gaps else "counts differ")
+        + " (see app.log)"
+    )
 
 
 def _write_html(db_path: Path, admin_url: str, out_path: Path) -> None:
