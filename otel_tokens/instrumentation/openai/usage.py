@@ -1,0 +1,121 @@
+"""Pure functions from OpenAI responses, chunks and requests to Usage and response fields."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from otel_tokens.usage import Usage, estimate_tokens
+
+
+def field(obj: Any, name: str) -> Any:
+    """``obj.name`` for SDK models, ``obj[name]`` for dicts, else None."""
+    if obj is None:
+        return None
+    if isinstance(obj, dict):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def chat_usage(usage: Any) -> Usage | None:
+    """Chat Completions ``usage``: prompt/completion tokens, cached and reasoning details."""
+    if usage is None:
+        return None
+    result = Usage(
+        input_tokens=_int(field(usage, "prompt_tokens")),
+        output_tokens=_int(field(usage, "completion_tokens")),
+        cache_read_tokens=_int(field(field(usage, "prompt_tokens_details"), "cached_tokens")),
+        reasoning_tokens=_int(field(field(usage, "completion_tokens_details"), "reasoning_tokens")),
+    )
+    return None if result.is_empty else result
+
+
+def responses_usage(usage: Any) -> Usage | None:
+    """Responses API ``usage``: input/output tokens (reasoning is inside output)."""
+    if usage is None:
+        return None
+    result = Usage(
+        input_tokens=_int(field(usage, "input_tokens")),
+        output_tokens=_int(field(usage, "output_tokens")),
+        cache_read_tokens=_int(field(field(usage, "input_tokens_details"), "cached_tokens")),
+        reasoning_tokens=_int(field(field(usage, "output_tokens_details"), "reasoning_tokens")),
+    )
+    return None if result.is_empty else result
+
+
+def embeddings_usage(usage: Any) -> Usage | None:
+    """Embeddings ``usage``: input tokens only (an embedding has no output tokens)."""
+    if usage is None:
+        return None
+    tokens = _int(field(usage, "prompt_tokens"))
+    if tokens is None:
+        tokens = _int(field(usage, "total_tokens"))
+    return None if tokens is None else Usage(input_tokens=tokens)
+
+
+USAGE_OF_KIND = {"chat": chat_usage, "responses": responses_usage, "embeddings": embeddings_usage}
+
+
+def chat_finish_reasons(choices: Any) -> list[str]:
+    reasons = []
+    for choice in choices or ():
+        reason = field(choice, "finish_reason")
+        if reason:
+            reasons.append(str(reason))
+    return reasons
+
+
+def responses_finish_reasons(response: Any) -> list[str]:
+    status = field(response, "status")
+    return [str(status)] if status else []
+
+
+def _texts(value: Any) -> Iterable[str]:
+    """Every string in a request's messages / input, however nested (for estimates)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if key in ("role", "type", "name", "id", "tool_call_id", "format"):
+                continue
+            yield from _texts(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _texts(item)
+
+
+def estimate_input_tokens(kind: str, kwargs: dict[str, Any]) -> int:
+    """Estimated input tokens of a request (no tokenizer download: ~4 characters per token)."""
+    if kind == "chat":
+        parts: Any = kwargs.get("messages")
+    elif kind == "responses":
+        parts = [kwargs.get("instructions"), kwargs.get("input")]
+    else:
+        parts = kwargs.get("input")
+    return sum(estimate_tokens(text) for text in _texts(parts))
+
+
+def estimate_usage(kind: str, kwargs: dict[str, Any], output_text: str | None) -> Usage:
+    """An estimate for a call whose response reported no usage, flagged ``estimated``."""
+    output = None if kind == "embeddings" else estimate_tokens(output_text or "")
+    return Usage(
+        input_tokens=estimate_input_tokens(kind, kwargs), output_tokens=output, estimated=True
+    )
+
+
+def chat_output_text(choices: Any) -> str:
+    parts = []
+    for choice in choices or ():
+        content = field(field(choice, "message"), "content")
+        if isinstance(content, str):
+            parts.append(content)
+    return "".join(parts)
+
+
+def responses_output_text(response: Any) -> str:
+    text = field(response, "output_text")
+    return text if isinstance(text, str) else ""
