@@ -508,3 +508,27 @@ async def test_concurrent_streams_in_different_scopes_keep_their_own_user_and_no
     assert all(
         (s.attributes or {})[attr.GEN_AI_USAGE_OUTPUT_TOKENS] == 5 for s in llm_spans(exporter)
     )
+
+
+def test_claude_on_bedrock_or_vertex_is_reported_with_that_provider(
+    exporter: InMemorySpanExporter, replay: ReplayFactory
+) -> None:
+    server = replay()
+    # The recorded Messages reply, served where Vertex AI serves Claude.
+    recorded = load_cassette(MESSAGE)[0]
+    recorded.path = (
+        "/projects/test-project/locations/us-east5/publishers/anthropic/models/"
+        "claude-sonnet-4-20250514:rawPredict"
+    )
+    server.interactions.append(recorded)
+    client = anthropic.AnthropicVertex(
+        region="us-east5",
+        project_id="test-project",
+        access_token="test-token",
+        base_url=server.url,
+        max_retries=0,
+    )
+    client.messages.create(**recorded_kwargs(MESSAGE, CREATE_PARAMS))
+    attrs = only_span(exporter).attributes or {}
+    assert attrs[attr.GEN_AI_PROVIDER_NAME] == "gcp.vertex_ai"
+    assert attrs[attr.GEN_AI_USAGE_INPUT_TOKENS] == 13

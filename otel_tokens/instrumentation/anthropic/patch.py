@@ -116,6 +116,29 @@ def request_attributes(kwargs: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+_PROVIDER_BY_CLIENT = {
+    "AnthropicBedrock": "aws.bedrock",
+    "AsyncAnthropicBedrock": "aws.bedrock",
+    "AnthropicVertex": "gcp.vertex_ai",
+    "AsyncAnthropicVertex": "gcp.vertex_ai",
+}
+
+
+def provider_of(instance: Any) -> str:
+    """``anthropic``, or the cloud serving Claude (``aws.bedrock``, ``gcp.vertex_ai``).
+
+    anthropic >= 2 names it on the client (``_gen_ai_provider_name``); older SDKs by class.
+    """
+    try:
+        client = instance._client
+        name = getattr(type(client), "_gen_ai_provider_name", None)
+        if isinstance(name, str) and name:
+            return name
+        return _PROVIDER_BY_CLIENT.get(type(client).__name__, PROVIDER)
+    except Exception:
+        return PROVIDER
+
+
 def server_of(instance: Any) -> tuple[str | None, int | None]:
     try:
         url = instance._client.base_url
@@ -153,7 +176,7 @@ def start_call(tracer: Tracer, instance: Any, kwargs: dict[str, Any]) -> LLMCall
         address, port = server_of(instance)
         return LLMCall(
             tracer,
-            provider=PROVIDER,
+            provider=provider_of(instance),
             operation=OPERATION,
             request_model=model if isinstance(model, str) else None,
             attributes=request_attributes(kwargs),
