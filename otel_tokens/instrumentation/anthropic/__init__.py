@@ -14,7 +14,8 @@ Traced: ``messages.create`` (also ``stream=True``), ``messages.stream(...)`` (th
 whichever of iteration, ``text_stream`` or ``get_final_message()`` is used), ``messages.parse``,
 and the same methods on ``client.beta.messages``; sync and async clients; ``with_raw_response``
 and ``with_streaming_response``. Each call is one CLIENT span ``chat {model}`` with
-``gen_ai.provider.name=anthropic`` and:
+``gen_ai.provider.name=anthropic`` (``gcp.vertex_ai`` / ``aws.bedrock`` for the ``AnthropicVertex``
+/ ``AnthropicBedrock`` clients) and:
 
 - ``gen_ai.usage.input_tokens`` = ``input_tokens + cache_read_input_tokens +
   cache_creation_input_tokens`` (Anthropic reports input *exclusive* of cache; the semantic
