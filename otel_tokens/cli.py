@@ -44,6 +44,11 @@ class Context:
             self._db = Database(self.db_path, self.collector)
         return self._db
 
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()  # a read-only handle would keep a collector from starting
+            self._db = None
+
 
 pass_ctx = click.make_pass_decorator(Context)
 
@@ -67,6 +72,7 @@ pass_ctx = click.make_pass_decorator(Context)
 def main(ctx: click.Context, db_path: str | None, collector: str | None) -> None:
     """LLM token usage and cost per user, node and request, from OpenTelemetry spans."""
     ctx.obj = Context(db_path, collector)
+    ctx.call_on_close(ctx.obj.close)
 
 
 # --- output ----------------------------------------------------------------------------------

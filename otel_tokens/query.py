@@ -84,6 +84,8 @@ class Database:
         self.timeout = timeout
         self._mode: str | None = None  # "local" or "collector", decided on first use
         self._lock_message = ""
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._shared = False
 
     # -- public ---------------------------------------------------------------------------
     @property
@@ -120,6 +122,10 @@ class Database:
         try:
             store.connect(self.path).close()
             return "local"
+        except duckdb.ConnectionException:
+            # This process already has the file open read-only (another Database): it was
+            # migrated when that one opened it.
+            return "local"
         except duckdb.IOException as exc:
             if not _is_lock_error(exc):
                 raise QueryError(f"cannot open {self.path}: {_first_line(exc)}") from None
@@ -129,39 +135,62 @@ class Database:
         return "collector"
 
     # -- local ----------------------------------------------------------------------------
-    def _query_local(self, sql: str, params: list[Any] | None) -> tuple[list[str], list[tuple]]:
-        shared = False
+    def _local_connection(self) -> tuple[duckdb.DuckDBPyConnection, bool] | None:
+        """The cached read-only connection (and whether it shares a writable instance);
+        None when a collector took the file since we looked."""
+        if self._con is not None:
+            return self._con, self._shared
         try:
             con = duckdb.connect(str(self.path), read_only=True)
+            con.execute("SET enable_external_access = false")
+            self._shared = False
         except duckdb.ConnectionException:
             # This process already holds the file writable (an in-process collector): share
-            # that instance, inside a read-only transaction.
+            # that instance, one read-only transaction per query.
             con = duckdb.connect(str(self.path))
-            shared = True
+            self._shared = True
         except duckdb.IOException as exc:
-            if _is_lock_error(exc):  # a collector started since we looked
-                self._mode = "collector"
-                return self._query_collector(sql, params)
+            if _is_lock_error(exc):
+                return None
             raise QueryError(f"cannot open {self.path}: {_first_line(exc)}") from None
+        con.execute("SET enable_progress_bar = false")
+        self._con = con
+        return con, self._shared
+
+    def close(self) -> None:
+        """Release the file (a read-only handle keeps a collector from opening it)."""
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _query_local(self, sql: str, params: list[Any] | None) -> tuple[list[str], list[tuple]]:
+        opened = self._local_connection()
+        if opened is None:  # a collector started since we looked
+            self._mode = "collector"
+            return self._query_collector(sql, params)
+        con, shared = opened
+        if shared:
+            con.execute("BEGIN TRANSACTION READ ONLY")
         try:
-            con.execute("SET enable_progress_bar = false")
-            if shared:
-                con.execute("BEGIN TRANSACTION READ ONLY")
-            else:
-                con.execute("SET enable_external_access = false")
-            try:
-                rel = con.execute(sql, params or None)
-                columns = [d[0] for d in rel.description or []]
-                # Arrow, not fetchall(): TIMESTAMPTZ values then need no pytz.
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    table: Any = rel.to_arrow_table()
-            except duckdb.Error as exc:
-                raise QueryError(_first_line(exc)) from None
-            rows = list(zip(*(c.to_pylist() for c in table.columns), strict=True))
-            return columns, rows
+            rel = con.execute(sql, params or None)
+            columns = [d[0] for d in rel.description or []]
+            # Arrow, not fetchall(): TIMESTAMPTZ values then need no pytz.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                table: Any = rel.to_arrow_table()
+        except duckdb.Error as exc:
+            raise QueryError(_first_line(exc)) from None
         finally:
-            con.close()
+            if shared:
+                con.execute("ROLLBACK")
+        rows = list(zip(*(c.to_pylist() for c in table.columns), strict=True))
+        return columns, rows
 
     # -- through the collector --------------------------------------------------------------
     def _query_collector(self, sql: str, params: list[Any] | None) -> tuple[list[str], list[tuple]]:

@@ -65,7 +65,7 @@ def reprice(
     """Reprice the local/unpriced LLM calls starting at or after ``since`` (all when None)."""
     result = RepriceResult()
     since_text = since.isoformat() if since else "-infinity"
-    reader: Any = con.execute(_SELECT, {"since": since_text}).to_arrow_reader(_BATCH)
+    reader: Any = con.sql(_SELECT, params={"since": since_text}).to_arrow_reader(_BATCH)
     # Read everything to price first: DuckDB would not let us update while streaming a result.
     batches = list(reader)
     for batch in batches:
