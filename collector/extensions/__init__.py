@@ -1,0 +1,1 @@
+"""Extensions: components that are not part of a pipeline (authentication)."""

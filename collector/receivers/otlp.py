@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from collector.config import AuthConfig, parse_endpoint
-from collector.pipeline import Consumer, Stats
+from collector.pipeline import Consumer, ExportFailed, Overloaded, Stats
 from collector.receivers.decode import Decoded
 
 TYPE = "otlp"
@@ -102,8 +102,6 @@ class Outcome:
 
 def export(consumer: Consumer, stats: Stats, decoded: Decoded, nbytes: int) -> Outcome:
     """Store the decoded spans; map the result to an OTLP outcome (never raises)."""
-    from collector.pipeline import ExportFailed, Overloaded
-
     n = len(decoded.rows)
     stats.add(requests=1, spans_received=n + decoded.rejected, spans_rejected=decoded.rejected)
     try:
