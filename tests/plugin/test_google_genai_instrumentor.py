@@ -420,7 +420,9 @@ def test_another_instrumentations_span_gets_the_usage_instead_of_a_second_span(
     tracer = provider.get_tracer("some.other.instrumentation")
     client = vertex_client(replay(ONE_SHOT))
     with tracer.start_as_current_span(
-        "chat gemini", kind=SpanKind.CLIENT, attributes={attr.GEN_AI_OPERATION_NAME: "chat"}
+        "chat gemini",
+        kind=SpanKind.CLIENT,
+        attributes={attr.GEN_AI_OPERATION_NAME: "chat", attr.OLD_GEN_AI_SYSTEM: "Gemini"},
     ):
         client.models.generate_content(model=MODEL, contents="x")
     assert llm_spans(exporter) == []
@@ -446,4 +448,18 @@ def test_a_failure_inside_otel_tokens_never_reaches_the_application(
     assert "".join(
         c.text or "" for c in client.models.generate_content_stream(model=MODEL, contents="x")
     )
+    assert len(llm_spans(exporter)) == 2
+
+
+def test_calls_inside_an_agent_span_get_their_own_spans(
+    exporter: InMemorySpanExporter, replay: ReplayFactory
+) -> None:
+    tracer = TracerProvider().get_tracer("agents")
+    client = vertex_client(replay(ONE_SHOT, ONE_SHOT))
+    agent = {attr.GEN_AI_OPERATION_NAME: "invoke_agent", attr.GEN_AI_PROVIDER_NAME: "gcp.gemini"}
+    with tracer.start_as_current_span(
+        "invoke_agent helper", kind=SpanKind.CLIENT, attributes=agent
+    ):
+        client.models.generate_content(model=MODEL, contents="x")
+        client.models.generate_content(model=MODEL, contents="x")
     assert len(llm_spans(exporter)) == 2

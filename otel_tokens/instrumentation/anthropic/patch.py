@@ -81,20 +81,35 @@ def suppress_sdk_span(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> An
     return wrapped(*args, **kwargs)
 
 
+_LLM_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "embeddings"})
+_PROVIDER_HINTS = ("anthropic", "claude", "bedrock")
+
+
 def foreign_llm_span() -> Span | None:
     """The current span if another instrumentation already opened it for this LLM call.
 
-    Its wrapper runs outside ours: the current span is then a recording CLIENT span that
-    carries GenAI attributes. Usage and cost are added to it instead of opening a second span
-    (which would count the call twice).
+    Its wrapper runs outside ours: the current span is then a recording CLIENT span for an LLM
+    operation of the same provider that has no usage yet. Usage and cost are added to it
+    instead of opening a second span (which would count the call twice). An agent or workflow
+    span, or one that already carries usage (an earlier call), is a parent, not this call.
     """
     span = trace.get_current_span()
     if not span.is_recording() or getattr(span, "kind", None) != SpanKind.CLIENT:
         return None
     attributes = getattr(span, "attributes", None) or {}
-    if attr.GEN_AI_OPERATION_NAME in attributes or attr.OLD_GEN_AI_SYSTEM in attributes:
-        return span
-    return None
+    if (
+        attr.GEN_AI_USAGE_INPUT_TOKENS in attributes
+        or attr.GEN_AI_USAGE_OUTPUT_TOKENS in attributes
+    ):
+        return None
+    operation = attributes.get(attr.GEN_AI_OPERATION_NAME)
+    if operation is not None and operation not in _LLM_OPERATIONS:
+        return None
+    provider = attributes.get(attr.GEN_AI_PROVIDER_NAME) or attributes.get(attr.OLD_GEN_AI_SYSTEM)
+    if not isinstance(provider, str):
+        return None
+    provider = provider.lower()
+    return span if any(hint in provider for hint in _PROVIDER_HINTS) else None
 
 
 def request_attributes(kwargs: dict[str, Any]) -> dict[str, Any]:
