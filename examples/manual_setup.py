@@ -55,7 +55,7 @@ def main() -> int:
     # Adds the span processor that stamps user / node / ids onto every span, and instruments
     # the installed LLM SDKs (openai, anthropic, google-genai). Call it once, after the
     # tracer provider exists and before the first LLM call.
-    otel_tokens.configure()
+    otel_tokens.configure(tracer_provider=provider)
 
     client = openai.OpenAI()
     with otel_tokens.usage_context(

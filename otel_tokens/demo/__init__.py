@@ -217,6 +217,10 @@ def app_environment(collector: CollectorProcess, fake: FakeProvider) -> dict[str
             # two instrumentations of one call would store two spans for it.
             "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "openai",
             "PYTHONUNBUFFERED": "1",
+            # The checkout's packages first: a stale editable install must not shadow them.
+            "PYTHONPATH": os.pathsep.join(
+                p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p
+            ),
         }
     )
     return env

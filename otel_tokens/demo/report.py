@@ -21,8 +21,8 @@ def _cli() -> list[str]:
 def cli_output(args: list[str], db_path: Path, admin_url: str) -> str:
     """Run ``otel-tokens ARGS`` on the demo database; the collector holds it, so the CLI reads
     through the collector's query API. Returns the output; raises RuntimeError with one line."""
-    # The tables are wide; use the user's terminal, or 160 columns when not on a terminal.
-    width = max(shutil.get_terminal_size(fallback=(160, 40)).columns, 100)
+    # The tables are wide; use the user's terminal, or 200 columns when not on a terminal.
+    width = max(shutil.get_terminal_size(fallback=(200, 40)).columns, 100)
     env = {**os.environ, "COLUMNS": str(width)}
     proc = subprocess.run(
         [*_cli(), "--db", str(db_path), "--collector", admin_url, *args],
