@@ -239,10 +239,16 @@ def _estimated(kwargs: dict[str, Any], message: Any) -> Usage:
 
 def _is_api_response(result: Any) -> bool:
     """``with_raw_response`` / ``with_streaming_response`` results (not messages, not streams)."""
-    responses = sys.modules.get("anthropic._response")
-    base = getattr(responses, "BaseAPIResponse", None)
-    if isinstance(base, type):
-        return isinstance(result, base)
+    classes = tuple(
+        cls
+        for module, name in (
+            ("anthropic._response", "BaseAPIResponse"),
+            ("anthropic._legacy_response", "LegacyAPIResponse"),  # anthropic < 1
+        )
+        if isinstance(cls := getattr(sys.modules.get(module), name, None), type)
+    )
+    if classes:
+        return isinstance(result, classes)
     return hasattr(result, "http_response") and hasattr(result, "parse")
 
 
