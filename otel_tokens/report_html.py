@@ -315,7 +315,12 @@ def bar_list_chart(chart_id: str, rows: Sequence[Mapping[str, Any]], empty_label
         shown = label if len(label) <= 30 else label[:29] + "…"
         y = 4 + i * row_h
         w = bar_max * value / top
-        figure = fmt_usd(value) if priced else f"{fmt_int(value)} tok"
+        if not priced:
+            figure = f"{fmt_int(value)} tok"
+        elif row.get("cost_usd") is None:
+            figure = "unpriced"  # no price known: not $0
+        else:
+            figure = fmt_usd(value)
         parts.append(
             f'<text x="{label_w - 8}" y="{y + 16}" class="label" text-anchor="end">'
             f"<title>{_e(label)}</title>{_e(shown)}</text>"

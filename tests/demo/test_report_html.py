@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from otel_tokens.query import Database
-from otel_tokens.report_html import PALETTE, render
+from otel_tokens.report_html import PALETTE, bar_list_chart, render
 from queries.store import append_spans, connect, spans_table
 from tests.demo.png import color_counts
 
@@ -242,3 +242,13 @@ def test_cli_writes_the_html_report_with_its_filters(tmp_path: Path) -> None:
     assert page.startswith("<!DOCTYPE html>")
     assert "$2.50" in page and "bob" not in page  # only day 0: alice's two calls
     assert page.count('class="chart"') == 3
+
+
+def test_an_unpriced_node_is_labelled_unpriced_not_zero_dollars() -> None:
+    rows = [
+        {"name": "answer", "cost_usd": Decimal("1.5"), "total_tokens": 900},
+        {"name": "summarize_email", "cost_usd": None, "total_tokens": 465},
+    ]
+    svg = bar_list_chart("top-nodes", rows, "(no node)")
+    assert "summarize_email: unpriced" in svg and "answer: $1.50" in svg
+    assert "$0<" not in svg
