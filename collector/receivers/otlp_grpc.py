@@ -1,7 +1,7 @@
 """OTLP/gRPC listener: ``opentelemetry.proto.collector.trace.v1.TraceService/Export`` on grpcio.
 
-grpcio decodes the protobuf (and gzip) in C and enforces ``max_recv_msg_size_mib`` on the
-decompressed message; the servicer flattens it, waits for the commit and maps refusals to
+grpcio inflates gzip and enforces ``max_recv_msg_size_mib`` on the decompressed message; the
+servicer decodes and flattens it, waits for the commit and maps refusals to
 ``UNAVAILABLE`` with a ``google.rpc.RetryInfo`` detail, which OTLP exporters honour.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 import grpc
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import error_details_pb2, status_pb2
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from collector.config import parse_endpoint
 from collector.pipeline import Consumer, Stats
@@ -48,11 +48,26 @@ def _unavailable(message: str, retry_after: float) -> _RichStatus:
     )
 
 
-class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
+_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+
+
+class _TraceService:
+    """TraceService/Export on raw bytes: the servicer decodes them itself, so a body that is not
+    a valid ExportTraceServiceRequest is INVALID_ARGUMENT (grpcio's own deserializer would
+    answer INTERNAL)."""
+
     def __init__(self, listener: GrpcListener) -> None:
         self.listener = listener
 
-    def Export(self, request: Any, context: grpc.ServicerContext) -> Any:
+    def handler(self) -> grpc.GenericRpcHandler:
+        export = grpc.unary_unary_rpc_method_handler(
+            self.Export,
+            request_deserializer=None,  # raw bytes
+            response_serializer=trace_service_pb2.ExportTraceServiceResponse.SerializeToString,
+        )
+        return grpc.method_handlers_generic_handler(_SERVICE, {"Export": export})
+
+    def Export(self, request: bytes, context: grpc.ServicerContext) -> Any:
         listener = self.listener
         listener.enter()
         try:
@@ -60,7 +75,7 @@ class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
         finally:
             listener.leave()
 
-    def _export(self, request: Any, context: grpc.ServicerContext) -> Any:
+    def _export(self, request: bytes, context: grpc.ServicerContext) -> Any:
         listener = self.listener
         if listener.auth is not None:
             metadata = dict(context.invocation_metadata() or ())
@@ -76,11 +91,12 @@ class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
                 )
             )
         try:
-            decoded = decode.rows_from_request(request, time.time_ns())
-        except Exception as exc:  # defensive: a decoded message should always flatten
+            decoded = decode.decode_protobuf(request, time.time_ns())
+        except decode.DecodeError as exc:
+            listener.stats.add(requests=1)
             listener.stats.response("grpc", 400)
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"cannot read spans: {exc}")
-        outcome = export(listener.consumer, listener.stats, decoded, request.ByteSize())
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        outcome = export(listener.consumer, listener.stats, decoded, len(request))
         listener.stats.response("grpc", outcome.status)
         if outcome.status == 503:
             context.abort_with_status(_unavailable(outcome.message, outcome.retry_after))
@@ -112,7 +128,7 @@ class GrpcListener:
             ),
             options=options,
         )
-        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_TraceService(self), self._server)
+        self._server.add_generic_rpc_handlers((_TraceService(self).handler(),))
         host, port = parse_endpoint(config.endpoint, "endpoint")
         try:
             bound = self._server.add_insecure_port(f"{host}:{port}")

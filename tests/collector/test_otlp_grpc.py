@@ -47,6 +47,21 @@ def test_bad_spans_over_grpc_are_a_partial_success(collector):
     assert "trace_id" in resp.partial_success.error_message
 
 
+def test_undecodable_grpc_request_is_invalid_argument_and_the_collector_stays_up(collector):
+    channel = grpc.insecure_channel(collector.grpc_endpoint)
+    raw = channel.unary_unary(
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+        request_serializer=lambda b: b,
+        response_deserializer=lambda b: b,
+    )
+    with pytest.raises(grpc.RpcError) as err:
+        raw(b"\xff\xff\xff garbage", timeout=30)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    _, stub = _stub(collector)
+    stub.Export(_request([span_spec()]), timeout=30)
+    channel.close()
+
+
 def test_grpc_message_over_the_limit_is_resource_exhausted(start_collector):
     collector = start_collector(grpc={"max_recv_msg_size_mib": 1})
     channel, stub = _stub(collector)
