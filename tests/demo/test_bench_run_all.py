@@ -35,7 +35,13 @@ def _row(markdown: str, what: str) -> str:
 def test_figures_are_compared_with_their_targets(tmp_path: Path) -> None:
     (tmp_path / "instrumentation.json").write_text(
         json.dumps(
-            {"overhead_us": {"otel_tokens": 42.5, "openai_v2": 205.0}, "stamping_overhead_us": 2.7}
+            {
+                "none_us_per_call": 400.0,
+                "otel_tokens_us_per_call": 442.5,
+                "otel_tokens_overhead_us_per_call": 42.5,
+                "openai_v2_overhead_us_per_call": 205.0,
+                "stamping_us_per_span": 2.7,
+            }
         )
     )
     (tmp_path / "ingest.json").write_text(json.dumps({"ingest": {"accepted_spans_per_s": 61234}}))
@@ -52,7 +58,8 @@ def test_figures_are_compared_with_their_targets(tmp_path: Path) -> None:
     # views.json is absent: its targets are reported, not dropped, and the run says it failed.
     assert "not measured" in _row(text, "`trace` lookup by correlation id")
     assert "3 met, 2 missed, 3 not measured." in text
-    assert "| `overhead_us.openai_v2` | 205 |" in text  # every figure is listed, not only targets
+    assert "| `openai_v2_overhead_us_per_call` | 205 |" in text  # every figure is listed
+    assert "| 205 / 42.5 | **4.82×** |" in text  # openai-v2 overhead / ours
     assert proc.returncode == 1 and "views: missing" in proc.stderr
 
 
