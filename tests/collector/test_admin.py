@@ -120,3 +120,27 @@ def test_admin_requires_the_token_when_auth_is_on(start_collector):
     auth = {"Authorization": "Bearer s3cret"}
     assert requests.post(collector.admin_url + "/v1/query", json=q, headers=auth).status_code == 200
     assert requests.get(collector.admin_url + "/healthz").status_code == 200  # probes stay open
+
+
+def test_token_metrics_count_only_the_new_spans_of_a_partly_re_sent_export(collector):
+    def llm(tokens: int):
+        return span_spec(
+            attributes={
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": "openai",
+                "gen_ai.request.model": "gpt-4o-mini",
+                "gen_ai.usage.input_tokens": tokens,
+                "gen_ai.usage.output_tokens": 1,
+                "otel_tokens.node": "n",
+            }
+        )
+
+    first, second = llm(100), llm(7)
+    assert requests.post(collector.http_url, data=protobuf_request([first]), headers=PB).ok
+    assert requests.post(collector.http_url, data=protobuf_request([first, second]), headers=PB).ok
+    if collector.query("SELECT count(*) FROM spans WHERE input_tokens IS NOT NULL")[0][0] == 0:
+        pytest.skip("gen_ai_normalize not in the pipeline")
+    text = requests.get(collector.admin_url + "/metrics").text
+    labels = 'provider="openai",model="gpt-4o-mini",node="n"'
+    assert f'otel_tokens_tokens_total{{{labels},type="input"}} 107' in text
+    assert f"otel_tokens_llm_calls_total{{{labels}}} 2" in text
