@@ -19,17 +19,19 @@ logger = logging.getLogger(__name__)
 _current = scopes._current  # the ContextVar itself: one C call per span
 
 
-def _stamp(span: Span, values: Mapping[str, Any]) -> None:
-    """Add already-valid scalar attributes to a span that has just started.
+def set_valid_attributes(span: Any, values: Mapping[str, Any]) -> None:
+    """Add already-valid attribute values (str, bool, int, float, tuples of str) to a live span.
 
-    ``Span.set_attributes`` takes two locks and re-validates every value (~1 µs per attribute);
-    a scope's values are validated once when the scope is entered, and a span inside ``on_start``
-    is not yet visible to any other thread, so when the SDK's attribute container has no limits
-    that could drop or truncate, its dict is updated directly. Anything else takes the public path.
+    ``Span.set_attributes`` takes two locks and re-validates every value (~1 µs per attribute).
+    A scope's values are validated once when the scope is entered, and a span inside
+    ``on_start`` (or a call's span before it ends) is used by one thread only, so when the SDK's
+    attribute container has no limits that could drop or truncate, its dict is updated
+    directly. Anything else takes the public path.
     """
     attrs = getattr(span, "_attributes", None)
     if (
-        type(attrs) is BoundedAttributes
+        getattr(span, "_end_time", 0) is None
+        and type(attrs) is BoundedAttributes
         and attrs.max_value_len is None
         and not attrs._immutable
         and (attrs.maxlen is None or len(attrs._dict) + len(values) <= attrs.maxlen)
@@ -53,7 +55,7 @@ class StampingProcessor(SpanProcessor):
         if scopes._propagate:
             self._stamp_with_baggage(span, scope, parent_context)
         elif scope is not None:
-            _stamp(span, scope.attributes)
+            set_valid_attributes(span, scope.attributes)
 
     def _stamp_with_baggage(
         self, span: Span, scope: scopes.Scope | None, parent_context: Context | None
@@ -64,7 +66,7 @@ class StampingProcessor(SpanProcessor):
             if scope is not None:
                 values.update(scope.attributes)
             if values:
-                _stamp(span, values)
+                set_valid_attributes(span, values)
         except Exception:
             logger.debug("otel_tokens: stamping from baggage failed", exc_info=True)
 

@@ -13,6 +13,7 @@ from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode
 from otel_tokens import attributes as attr
 from otel_tokens.context import current_node
 from otel_tokens.metrics import get_metrics
+from otel_tokens.processor import set_valid_attributes
 from otel_tokens.usage import Usage
 
 if TYPE_CHECKING:
@@ -80,6 +81,7 @@ class LLMCall:
         "_response_model",
         "_start",
         "_usage",
+        "_values",
         "provider",
         "request_model",
         "span",
@@ -103,6 +105,7 @@ class LLMCall:
         self._provider_cost: float | None = None
         self._response_model: str | None = None
         self._error_type: str | None = None
+        self._values: dict[str, Any] = {}
         self.provider = provider
         self.request_model = request_model
         self._owned = existing_span is None
@@ -158,22 +161,23 @@ class LLMCall:
         usage: Usage | None = None,
         provider_cost: float | None = None,
     ) -> None:
-        """Record what the response said; later calls overwrite what they give."""
+        """Record what the response said; later calls overwrite what they give.
+
+        Values are kept and written to the span once, in :meth:`end`.
+        """
         try:
-            span = self.span
-            recording = span.is_recording()
+            values = self._values
             if response_model:
                 self._response_model = response_model
-                if recording:
-                    span.set_attribute(attr.GEN_AI_RESPONSE_MODEL, response_model)
-            if recording and response_id:
-                span.set_attribute(attr.GEN_AI_RESPONSE_ID, response_id)
-            if recording and finish_reasons:
-                span.set_attribute(attr.GEN_AI_RESPONSE_FINISH_REASONS, list(finish_reasons))
+                values[attr.GEN_AI_RESPONSE_MODEL] = str(response_model)
+            if response_id:
+                values[attr.GEN_AI_RESPONSE_ID] = str(response_id)
+            if finish_reasons:
+                values[attr.GEN_AI_RESPONSE_FINISH_REASONS] = tuple(str(r) for r in finish_reasons)
             if usage is not None:
                 self._usage = usage
             if provider_cost is not None:
-                self._provider_cost = provider_cost
+                self._provider_cost = float(provider_cost)
         except Exception:
             logger.debug("otel_tokens: recording an LLM response failed", exc_info=True)
 
@@ -209,7 +213,9 @@ class LLMCall:
     def _finish(self) -> None:
         span = self.span
         usage = self._usage
-        values: dict[str, Any] = usage_attributes(usage) if usage is not None else {}
+        values = self._values
+        if usage is not None:
+            values.update(usage_attributes(usage))
         cost_amount: float | None = None
         if self._provider_cost is not None:
             cost_amount = self._provider_cost
@@ -229,10 +235,10 @@ class LLMCall:
             else:
                 logger.debug("otel_tokens: no price for %s/%s", self.provider, model)
         if values and span.is_recording():
-            span.set_attributes(values)
+            set_valid_attributes(span, values)
+        # Metric attributes: provider, operation, request model, node (+ error.type). Each
+        # attribute costs on every measurement, so the response model is left to the span.
         metric_attributes = self._metric_attributes
-        if self._response_model:
-            metric_attributes[attr.GEN_AI_RESPONSE_MODEL] = self._response_model
         if self._error_type:
             metric_attributes[attr.ERROR_TYPE] = self._error_type
         metrics = get_metrics()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import weakref
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -24,9 +25,30 @@ OPERATIONS = {"chat": "chat", "responses": "chat", "embeddings": "embeddings"}
 AZURE = "azure.ai.openai"
 
 
+_servers: weakref.WeakKeyDictionary[Any, tuple[Any, tuple[str, str | None, int | None]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def provider_and_server(instance: Any) -> tuple[str, str | None, int | None]:
-    """``openai`` or ``azure.ai.openai`` (from the client's class and base URL), host, port."""
+    """``openai`` or ``azure.ai.openai`` (from the client's class and base URL), host, port.
+
+    Cached per client while its base URL object stays the same (it is read on every call).
+    """
     client = getattr(instance, "_client", None)
+    url = getattr(client, "_base_url", None)
+    try:
+        cached = _servers.get(client)
+        if cached is not None and cached[0] is url:
+            return cached[1]
+        result = _provider_and_server(client)
+        _servers[client] = (url, result)
+        return result
+    except TypeError:  # not weak-referenceable
+        return _provider_and_server(client)
+
+
+def _provider_and_server(client: Any) -> tuple[str, str | None, int | None]:
     url = getattr(client, "base_url", None)
     host = getattr(url, "host", None) or None
     port = getattr(url, "port", None)
@@ -147,7 +169,8 @@ def set_estimate(enabled: bool) -> None:
 
 
 def _is_legacy_response(result: Any) -> bool:
-    return hasattr(result, "_parsed_by_type") and hasattr(result, "parse")
+    # By name: a hasattr() probe on a pydantic response model raises inside (slow).
+    return type(result).__name__ == "LegacyAPIResponse" and hasattr(result, "_parsed_by_type")
 
 
 def _handle_result(
