@@ -187,3 +187,13 @@ def test_a_failing_step_ends_the_demo_with_one_clear_line(
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 1
     assert len(err) == 1 and err[0].startswith("otel-tokens demo: ")
+
+
+def test_neither_the_app_nor_the_collector_logged_an_error(
+    demo: tuple[Path, str, list[LedgerEntry]],
+) -> None:
+    work_dir, _, _ = demo
+    app_log = (work_dir / "app.log").read_text()
+    assert "Traceback" not in app_log and "WARNING" not in app_log, app_log
+    collector_log = (work_dir / "collector.log").read_text()
+    assert " ERROR " not in collector_log and "Traceback" not in collector_log, collector_log
