@@ -165,11 +165,15 @@ def _unrecorded(collector: CollectorProcess, fake: FakeProvider) -> str:
 
 
 def _write_html(db_path: Path, admin_url: str, out_path: Path) -> None:
-    from otel_tokens.query import Database
+    from otel_tokens.query import Database, QueryError
     from otel_tokens.report_html import render
 
     # The collector holds the file: Database reads through its query API.
-    out_path.write_text(render(Database(db_path, collector=admin_url), None), encoding="utf-8")
+    try:
+        page = render(Database(db_path, collector=admin_url), None)
+    except QueryError as exc:
+        raise DemoError(f"html report: {exc}") from None
+    out_path.write_text(page, encoding="utf-8")
 
 
 def _print_next_steps(result: DemoRun, correlation_id: str, out: IO[str]) -> None:
