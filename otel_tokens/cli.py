@@ -105,7 +105,8 @@ def render(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str, titl
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(columns)
-        writer.writerows([[_cell(v, c) for c, v in zip(columns, r, strict=True)] for r in rows])
+        # Full precision for machines: exact decimals, ISO times.
+        writer.writerows([["" if v is None else _json_value(v) for v in r] for r in rows])
         return out.getvalue()
     if fmt == "markdown":
         lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]

@@ -6,9 +6,10 @@ SELECT
     provider,
     model,
     count(*) AS calls,
-    CAST(sum(coalesce(input_tokens, 0)) AS BIGINT) AS input_tokens,
-    CAST(sum(coalesce(output_tokens, 0)) AS BIGINT) AS output_tokens,
-    CAST(sum(total_tokens) AS BIGINT) AS total_tokens,
+    CAST(coalesce(sum(input_tokens), 0) AS BIGINT) AS input_tokens,
+    CAST(coalesce(sum(output_tokens), 0) AS BIGINT) AS output_tokens,
+    CAST(coalesce(sum(input_tokens), 0) + coalesce(sum(output_tokens), 0) AS BIGINT)
+        AS total_tokens,
     min(start_time) AS first_seen,
     max(start_time) AS last_seen
 FROM llm_calls

@@ -5,11 +5,12 @@ CREATE OR REPLACE MACRO user_usage_since(since) AS TABLE
 SELECT
     user_id,
     count(*) AS calls,
-    CAST(sum(coalesce(input_tokens, 0)) AS BIGINT) AS input_tokens,
-    CAST(sum(coalesce(output_tokens, 0)) AS BIGINT) AS output_tokens,
-    CAST(sum(total_tokens) AS BIGINT) AS total_tokens,
+    CAST(coalesce(sum(input_tokens), 0) AS BIGINT) AS input_tokens,
+    CAST(coalesce(sum(output_tokens), 0) AS BIGINT) AS output_tokens,
+    CAST(coalesce(sum(input_tokens), 0) + coalesce(sum(output_tokens), 0) AS BIGINT)
+        AS total_tokens,
     sum(cost_usd) AS cost_usd,
-    count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced_calls
+    count(*) - count(cost_usd) AS unpriced_calls
 FROM llm_calls
 WHERE start_time >= since
 GROUP BY user_id;

@@ -104,8 +104,6 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
         con.execute("BEGIN TRANSACTION")
         try:
             con.execute(m.sql)
-            if m.name == "003_inherited_node":
-                _inherit_all_nodes(con)
             con.execute(
                 "INSERT OR REPLACE INTO schema_migrations VALUES (?, ?, now())",
                 [m.name, m.checksum],
@@ -115,6 +113,15 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
             con.execute("ROLLBACK")
             raise
         applied.append(m.name)
+    if {"002_llm_call_columns", "003_is_llm_call"} & set(applied):
+        # Which spans are calls (or where the columns) changed: walk every trace again.
+        con.execute("BEGIN TRANSACTION")
+        try:
+            _inherit_all_nodes(con)
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
     return applied
 
 
@@ -131,7 +138,7 @@ UPDATE spans AS s SET inherited_node = r.node
 FROM (
     WITH RECURSIVE
     tree AS (
-        SELECT trace_id, span_id, parent_span_id, node, operation, input_tokens, output_tokens
+        SELECT trace_id, span_id, parent_span_id, node, llm_call
         FROM spans
         WHERE start_time BETWEEN $lo AND $hi
           AND trace_id IN (SELECT trace_id FROM _node_scope)
@@ -139,7 +146,7 @@ FROM (
     orphans AS (
         SELECT trace_id, span_id, parent_span_id
         FROM tree
-        WHERE node IS NULL AND is_llm_call(operation, input_tokens, output_tokens)
+        WHERE node IS NULL AND llm_call
     ),
     walk(trace_id, call_span_id, next_span_id, node, depth) AS (
         SELECT trace_id, span_id, parent_span_id, NULL::VARCHAR, 0
@@ -170,7 +177,7 @@ def inherit_nodes(con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime) ->
 
 
 def _inherit_all_nodes(con: duckdb.DuckDBPyConnection) -> None:
-    """Fill ``inherited_node`` for every stored call: the once-only backfill of migration 003."""
+    """Fill ``inherited_node`` for every stored call (after migrations 002 or 003 changed)."""
     con.execute("CREATE OR REPLACE TEMP TABLE _node_scope AS SELECT DISTINCT trace_id FROM spans")
     inherit_nodes(con, datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, tzinfo=UTC))
 
@@ -244,7 +251,8 @@ def append_spans(con: duckdb.DuckDBPyConnection, batch: pa.Table) -> int:
             row = con.execute(
                 """
                 INSERT INTO spans BY NAME
-                SELECT * FROM _incoming_spans AS b
+                SELECT *, is_llm_call(operation, input_tokens, output_tokens) AS llm_call
+                FROM _incoming_spans AS b
                 WHERE NOT EXISTS (
                     SELECT 1 FROM spans AS s
                     WHERE s.start_time BETWEEN $lo AND $hi

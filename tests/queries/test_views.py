@@ -227,10 +227,10 @@ def test_a_changed_view_is_reapplied_and_the_table_is_not(tmp_path: Path, monkey
 
 
 def test_inherited_nodes_are_backfilled_when_the_column_is_added(tmp_path: Path):
-    """A database written before migration 003 gets its calls' nodes on the next connect."""
+    """A database written before migration 002 gets its calls' nodes on the next connect."""
     path = tmp_path / "old.duckdb"
     con = duckdb.connect(str(path))
-    old = [m for m in store.migrations() if m.name == "001_spans" or m.name == "002_is_llm_call"]
+    old = [m for m in store.migrations() if m.name == "001_spans"]
     con.execute(
         "CREATE TABLE schema_migrations (name VARCHAR PRIMARY KEY, checksum VARCHAR NOT NULL,"
         " applied_at TIMESTAMPTZ NOT NULL)"
