@@ -126,17 +126,25 @@ class LLMCall:
                     attr.GEN_AI_PROVIDER_NAME: provider,
                 }
                 if request_model:
-                    span_attributes[attr.GEN_AI_REQUEST_MODEL] = request_model
-                if server_address:
-                    span_attributes[attr.SERVER_ADDRESS] = server_address
-                    if server_port is not None:
-                        span_attributes[attr.SERVER_PORT] = server_port
-                if attributes:
-                    span_attributes.update(attributes)
+                    span_attributes[attr.GEN_AI_REQUEST_MODEL] = str(request_model)
                 name = f"{operation} {request_model}" if request_model else operation
+                # What a sampler may look at goes in at creation (validated by the SDK); the
+                # rest is plain str/int/float and is written without re-validation.
                 self.span = tracer.start_span(
                     name, kind=SpanKind.CLIENT, attributes=span_attributes
                 )
+                later: dict[str, Any] = {}
+                if server_address:
+                    later[attr.SERVER_ADDRESS] = str(server_address)
+                    if isinstance(server_port, int):
+                        later[attr.SERVER_PORT] = server_port
+                if attributes:
+                    later.update(attributes)
+                if later and self.span.is_recording():
+                    if all(isinstance(v, str | bool | int | float) for v in later.values()):
+                        set_valid_attributes(self.span, later)
+                    else:
+                        self.span.set_attributes(later)
             elif attributes and existing_span.is_recording():
                 # Only add what the owner did not set.
                 known = getattr(existing_span, "attributes", None) or {}

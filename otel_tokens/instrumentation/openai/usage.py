@@ -10,9 +10,7 @@ from otel_tokens.usage import Usage, estimate_tokens
 
 def field(obj: Any, name: str) -> Any:
     """``obj.name`` for SDK models, ``obj[name]`` for dicts, else None."""
-    if obj is None:
-        return None
-    if isinstance(obj, dict):
+    if type(obj) is dict:
         return obj.get(name)
     return getattr(obj, name, None)
 
