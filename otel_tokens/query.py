@@ -108,6 +108,8 @@ class Database:
 
     def connect_writable(self) -> duckdb.DuckDBPyConnection:
         """A migrated writable connection to the local file (for ``reprice``); fails if locked."""
+        if not self.path.exists():
+            raise QueryError(f"no database at {self.path}: pass --db or set {DB_ENV}")
         try:
             return store.connect(self.path)
         except duckdb.IOException as exc:
@@ -119,6 +121,11 @@ class Database:
 
     # -- choosing a route -----------------------------------------------------------------
     def _choose(self) -> str:
+        if not self.path.exists():
+            # Opening would create an empty database: a mistyped --db would look like "no usage".
+            raise QueryError(
+                f"no database at {self.path}: start the collector, or pass --db / set {DB_ENV}"
+            )
         try:
             store.connect(self.path).close()
             return "local"

@@ -302,3 +302,9 @@ def test_every_command_has_help(db_path):
         result = CliRunner().invoke(main, [*command, "--help"])
         assert result.exit_code == 0, command
         assert "Usage:" in result.output
+
+
+def test_a_missing_database_file_is_an_error_not_a_new_empty_file(tmp_path):
+    missing = tmp_path / "typo.duckdb"
+    one_line_error(run(missing, "report"), "no database at", str(missing))
+    assert not missing.exists()
