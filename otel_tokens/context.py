@@ -108,7 +108,7 @@ class _ScopeManager:
 
     def __init__(self, changes: Mapping[str, Any]) -> None:
         self._changes = {k: v for k, v in changes.items() if v is not None}
-        self._tokens: list[tuple[Any, Any, Any]] = []
+        self._tokens: list[tuple[tuple[Any, Any], trace.Span | None]] = []
 
     # Hooks for subclasses that open a span.
     def _start_span(self) -> trace.Span | None:
@@ -122,9 +122,11 @@ class _ScopeManager:
         self._tokens = []
         return self
 
-    def __enter__(self) -> Scope:
-        parent = _current.get() or EMPTY_SCOPE
-        scope = parent.derive(self._changes)
+    def _scope(self) -> Scope:
+        return (_current.get() or EMPTY_SCOPE).derive(self._changes)
+
+    @staticmethod
+    def _activate(scope: Scope, span: trace.Span | None) -> tuple[Any, Any]:
         scope_token = _current.set(scope)
         ctx = None
         if _propagate:
@@ -132,11 +134,43 @@ class _ScopeManager:
             for name, value in scope.attributes.items():
                 if name in attr.BAGGAGE_KEYS:
                     ctx = baggage.set_baggage(name, str(value), ctx)
-        span = self._start_span()
         if span is not None:
             ctx = trace.set_span_in_context(span, ctx)
         ctx_token = otel_context.attach(ctx) if ctx is not None else None
-        self._tokens.append((scope_token, ctx_token, span))
+        return scope_token, ctx_token
+
+    @staticmethod
+    def _deactivate(tokens: tuple[Any, Any]) -> None:
+        scope_token, ctx_token = tokens
+        try:
+            if ctx_token is not None:
+                otel_context.detach(ctx_token)
+        except Exception:  # never break the application
+            logger.debug("otel_tokens: leaving a scope failed", exc_info=True)
+        finally:
+            _current.reset(scope_token)
+
+    @staticmethod
+    def _end_span(span: trace.Span | None, exc: BaseException | None) -> None:
+        if span is None:
+            return
+        try:
+            if exc is not None and not isinstance(exc, GeneratorExit):
+                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+                span.set_attribute(attr.ERROR_TYPE, type(exc).__qualname__)
+            span.end()
+        except Exception:
+            logger.debug("otel_tokens: ending a node span failed", exc_info=True)
+
+    def __enter__(self) -> Scope:
+        scope = self._scope()
+        # The scope is set before the span starts so the node span itself is stamped too.
+        scope_token = _current.set(scope)
+        try:
+            span = self._start_span()
+        finally:
+            _current.reset(scope_token)
+        self._tokens.append((self._activate(scope, span), span))
         return scope
 
     def __exit__(
@@ -145,19 +179,9 @@ class _ScopeManager:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        scope_token, ctx_token, span = self._tokens.pop()
-        try:
-            if span is not None:
-                if exc is not None and not isinstance(exc, GeneratorExit):
-                    span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
-                    span.set_attribute(attr.ERROR_TYPE, type(exc).__qualname__)
-                span.end()
-            if ctx_token is not None:
-                otel_context.detach(ctx_token)
-        except Exception:  # never break the application
-            logger.debug("otel_tokens: leaving a scope failed", exc_info=True)
-        finally:
-            _current.reset(scope_token)
+        tokens, span = self._tokens.pop()
+        self._end_span(span, exc)
+        self._deactivate(tokens)
 
     def __call__(self, func: F) -> F:
         if inspect.isasyncgenfunction(func):
@@ -228,21 +252,37 @@ class _ScopeManager:
     def _wrap_async_generator(self, func: F) -> F:
         @functools.wraps(func)
         async def agen_wrapper(*args: Any, **kwargs: Any) -> Any:
-            # Async generators cannot run step by step in a private context as cheaply as sync
-            # ones: the scope is entered on each resumption and left before each yield instead.
+            # An async generator's steps cannot each run in a private context, so the scope
+            # (and the one node span) is made current around each step and left before each
+            # yield, which keeps it out of the code iterating the generator.
+            manager = self._copy()
+            scope = manager._scope()
+            scope_token = _current.set(scope)
+            try:
+                span = manager._start_span()
+            finally:
+                _current.reset(scope_token)
             agen = func(*args, **kwargs)
             send_value: Any = None
-            manager = self._copy()
+            error: BaseException | None = None
             try:
                 while True:
-                    with manager:
-                        try:
-                            item = await agen.asend(send_value)
-                        except StopAsyncIteration:
-                            return
+                    tokens = manager._activate(scope, span)
+                    try:
+                        item = await agen.asend(send_value)
+                    except StopAsyncIteration:
+                        return
+                    finally:
+                        manager._deactivate(tokens)
                     send_value = yield item
+            except BaseException as exc:
+                error = exc
+                raise
             finally:
-                await agen.aclose()
+                try:
+                    await agen.aclose()
+                finally:
+                    manager._end_span(span, error)
 
         return agen_wrapper  # type: ignore[return-value]
 

@@ -177,3 +177,20 @@ def test_baggage_propagation_is_off_by_default_and_carries_scope_when_on(
     finally:
         scopes.set_propagate(False)
     assert attrs_of(exporter, "downstream")[attr.ENDUSER_ID] == "u9"
+
+
+async def test_node_decorator_on_an_async_generator_opens_one_span_and_keeps_scope_inside(
+    exporter: InMemorySpanExporter,
+) -> None:
+    @otel_tokens.node("aproduce")
+    async def produce() -> Any:
+        for _ in range(3):
+            await asyncio.sleep(0)
+            tracer.start_span("inside").end()
+            yield scopes.current_node()
+
+    seen = [(value, scopes.current_node()) async for value in produce()]
+    assert seen == [("aproduce", None)] * 3
+    spans = exporter.get_finished_spans()
+    assert [s.name for s in spans].count("node aproduce") == 1
+    assert all(s.attributes[attr.OTEL_TOKENS_NODE] == "aproduce" for s in spans)
