@@ -66,3 +66,14 @@ def test_responses_stream_helper_records_tokens(
     assert tokens(exporter) == (22, 6)
     (span,) = client_spans(exporter)
     assert span.attributes[attr.GEN_AI_RESPONSE_MODEL] == "gpt-4o-mini-2024-07-18"
+
+
+def test_with_streaming_response_leaves_the_body_to_the_caller(
+    replay: ReplayFactory, exporter: InMemorySpanExporter, instrumented: None
+) -> None:
+    with client(replay(CHAT)).chat.completions.with_streaming_response.create(
+        model="gpt-4o-mini", messages=MESSAGES
+    ) as response:
+        assert response.parse().usage.prompt_tokens == 12
+    (span,) = client_spans(exporter)
+    assert attr.GEN_AI_USAGE_INPUT_TOKENS not in (span.attributes or {})

@@ -14,7 +14,8 @@ What is traced, sync and async (``OpenAI`` / ``AsyncOpenAI`` and the Azure clien
 - ``chat.completions.create`` (also ``stream=True``), ``.parse`` and ``.stream(...)``;
 - ``responses.create`` (also ``stream=True``), ``.parse`` and ``.stream(...)``;
 - ``embeddings.create``;
-- the same methods through ``.with_raw_response``.
+- the same methods through ``.with_raw_response``; through ``.with_streaming_response`` the
+  call gets its span but no usage (the body is left unread for the caller).
 
 Each call gets one CLIENT span ``"{operation} {model}"`` with ``gen_ai.provider.name``
 (``openai``, or ``azure.ai.openai`` when the client's base URL is an Azure endpoint), request

@@ -194,6 +194,11 @@ def _handle_result(
             return result
         if _is_stream(result):
             return _wrap_stream(call, kind, result, kwargs, hide, is_async)
+        if type(result).__name__ in ("APIResponse", "AsyncAPIResponse"):
+            # ``with_streaming_response``: the body is the caller's to read (perhaps as a
+            # stream); reading it here would block or consume it, so the span has no usage.
+            call.end()
+            return result
         record_response(call, kind, result, kwargs)
     except Exception:
         logger.debug("otel_tokens: reading an OpenAI response failed", exc_info=True)
