@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -144,6 +145,36 @@ LIMIT $limit
 _SPANS_PER_TRACE = 0.5 * 10 + 0.2 * 7 + 0.3 * 3  # the shape mix above: 7.3 spans per trace
 
 
+def span_batch(
+    gen: duckdb.DuckDBPyConnection,
+    *,
+    seed: int,
+    first_trace: int,
+    last_trace: int,
+    t0: datetime,
+    step_us: float,
+    limit: int,
+    users: int = 2000,
+    tenants: int = 40,
+) -> pa.Table:
+    """The spans of traces ``first_trace``..``last_trace - 1`` (at most ``limit``) as a batch;
+    trace ``i`` starts at ``t0 + i * step_us`` microseconds."""
+    batch = gen.sql(
+        _CHUNK_SQL,
+        params={
+            "seed": seed,
+            "users": users,
+            "tenants": tenants,
+            "t0": t0,
+            "step_us": step_us,
+            "first": first_trace,
+            "last": last_trace,
+            "limit": limit,
+        },
+    ).to_arrow_table()
+    return batch.select(list(SPAN_COLUMNS))
+
+
 def generate(
     db_path: str | Path,
     spans: int,
@@ -166,25 +197,21 @@ def generate(
     try:
         first = 0
         while written < spans:
-            last = first + chunk_traces
-            batch = gen.sql(
-                _CHUNK_SQL,
-                params={
-                    "seed": seed,
-                    "users": users,
-                    "tenants": tenants,
-                    "t0": t0,
-                    "step_us": step_us,
-                    "first": first,
-                    "last": last,
-                    "limit": spans - written,
-                },
-            ).to_arrow_table()
+            batch = span_batch(
+                gen,
+                seed=seed,
+                first_trace=first,
+                last_trace=first + chunk_traces,
+                t0=t0,
+                step_us=step_us,
+                limit=spans - written,
+                users=users,
+                tenants=tenants,
+            )
             if batch.num_rows == 0:
                 break
-            batch = batch.select(list(SPAN_COLUMNS))
             written += append_spans(con, batch)
-            first = last
+            first += chunk_traces
         con.execute("CHECKPOINT")
     finally:
         con.close()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -27,10 +28,11 @@ import duckdb
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from generate import generate
+from generate import generate, span_batch
 
 from otel_tokens.query import Database
 from otel_tokens.reports import find_traces, load_trace
+from queries.store import append_spans, connect
 
 USAGE_VIEWS = (
     "usage_by_user",
@@ -115,6 +117,7 @@ def run(db_path: Path, spans: int, repeat: int, seed: int) -> dict[str, Any]:
             return sum(len(load_trace(db, *t).spans) for t in found)
 
         cold, warm, n = _timed(lookup, repeat)
+    results["append_batch"] = measure_append(db_path)
     results["trace_lookup"] = {
         "correlation_id": correlation_id,
         "spans": n,
@@ -122,6 +125,44 @@ def run(db_path: Path, spans: int, repeat: int, seed: int) -> dict[str, Any]:
         "s": round(warm, 4),
     }
     return results
+
+
+def measure_append(db_path: Path, batches: int = 10, size: int = 512) -> dict[str, Any]:
+    """``append_spans`` of collector-sized batches (new traces at the end of the data) into a
+    copy of the database: the per-batch cost the collector's exporter pays, including the
+    duplicate check and the node inheritance walk."""
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "append.duckdb"
+        shutil.copyfile(db_path, copy)
+        con = connect(copy)
+        end = con.execute("SELECT max(start_time)::VARCHAR FROM spans").fetchall()[0][0]
+        from datetime import datetime
+
+        t0 = datetime.fromisoformat(end)
+        gen = duckdb.connect()
+        times = []
+        for b in range(batches):
+            # ~70 traces of ~7.3 spans: about `size` spans, 1 ms apart, after the stored data
+            batch = span_batch(
+                gen,
+                seed=987,
+                first_trace=b * 70 + 1,
+                last_trace=(b + 1) * 70 + 1,
+                t0=t0,
+                step_us=1000.0,
+                limit=size,
+            )
+            t = time.perf_counter()
+            append_spans(con, batch)
+            times.append(time.perf_counter() - t)
+        con.close()
+        gen.close()
+    median = statistics.median(times)
+    return {
+        "batch_spans": size,
+        "median_ms": round(median * 1000, 1),
+        "spans_per_s": round(size / median),
+    }
 
 
 def print_table(r: dict[str, Any]) -> None:
@@ -139,6 +180,11 @@ def print_table(r: dict[str, Any]) -> None:
     print(
         f"{'trace <correlation id>':<28}{t['spans']:>12,}{t['cold_s']:>10.4f}{t['s']:>10.4f}"
         f"{TRACE_TARGET_S:>10.3f}  {ok}"
+    )
+    a = r["append_batch"]
+    print(
+        f"append_spans, {a['batch_spans']}-span batch: {a['median_ms']} ms median "
+        f"({a['spans_per_s']:,} spans/s, one writer)"
     )
     ok = "yes" if r["bytes_per_span"] <= BYTES_PER_SPAN_TARGET else "NO"
     print(

@@ -130,7 +130,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
 NODE_WINDOW = timedelta(hours=24)
 
 # The ancestor walk behind llm_calls.node: for every LLM call without a node of its own in the
-# traces listed in _node_scope (and starting between $lo and $hi), the node of the nearest
+# traces in {scope} (and starting between $lo and $hi), the node of the nearest
 # ancestor that has one, walking up parent_span_id; stored in spans.inherited_node. Re-run for
 # every trace an append touches, so a parent that arrives after its children still reaches them.
 _INHERIT_NODES = """
@@ -141,7 +141,7 @@ FROM (
         SELECT trace_id, span_id, parent_span_id, node, llm_call
         FROM spans
         WHERE start_time BETWEEN $lo AND $hi
-          AND trace_id IN (SELECT trace_id FROM _node_scope)
+          {scope}
     ),
     orphans AS (
         SELECT trace_id, span_id, parent_span_id
@@ -171,14 +171,17 @@ WHERE s.start_time BETWEEN $lo AND $hi
 """
 
 
-def inherit_nodes(con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime) -> None:
-    """Run the ancestor walk for the traces in temp table ``_node_scope`` (inside a transaction)."""
-    con.execute(_INHERIT_NODES, {"lo": lo, "hi": hi})
+def inherit_nodes(
+    con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime, scope: str | None = None
+) -> None:
+    """Run the ancestor walk (inside the caller's transaction) over the spans starting in
+    [lo, hi] of the traces that relation ``scope`` lists (a registered batch), or all traces."""
+    where = f"AND trace_id IN (SELECT trace_id FROM {scope})" if scope else ""
+    con.execute(_INHERIT_NODES.format(scope=where), {"lo": lo, "hi": hi})
 
 
 def _inherit_all_nodes(con: duckdb.DuckDBPyConnection) -> None:
     """Fill ``inherited_node`` for every stored call (after migrations 002 or 003 changed)."""
-    con.execute("CREATE OR REPLACE TEMP TABLE _node_scope AS SELECT DISTINCT trace_id FROM spans")
     inherit_nodes(con, datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, tzinfo=UTC))
 
 
@@ -263,11 +266,7 @@ def append_spans(con: duckdb.DuckDBPyConnection, batch: pa.Table) -> int:
             ).fetchone()
             inserted = int(row[0]) if row else 0
             if inserted:
-                con.execute(
-                    "CREATE OR REPLACE TEMP TABLE _node_scope AS "
-                    "SELECT DISTINCT trace_id FROM _incoming_spans"
-                )
-                inherit_nodes(con, lo - NODE_WINDOW, hi + NODE_WINDOW)
+                inherit_nodes(con, lo - NODE_WINDOW, hi + NODE_WINDOW, "_incoming_spans")
             con.execute("COMMIT")
         except Exception:
             con.execute("ROLLBACK")
