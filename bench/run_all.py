@@ -67,7 +67,9 @@ class Target:
 
 
 STEPS: tuple[Step, ...] = (
-    Step("instrumentation", "bench/instrumentation.py"),
+    # ~30 ms of wall time per call (local HTTP round trip): 300 calls x 5 rounds x 4 modes
+    # keeps the run to a few minutes; CPU medians over 5 interleaved rounds are stable enough.
+    Step("instrumentation", "bench/instrumentation.py", args=("--calls", "300", "--rounds", "5")),
     Step("ingest", "bench/ingest.py"),
     Step("ingest_overload", "bench/ingest.py", args=("--overload",), smoke_args=("--overload",)),
     # views.py generates its 10 M-span database once (in the temp dir) and reuses it after.
