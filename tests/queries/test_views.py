@@ -245,3 +245,20 @@ def test_inherited_nodes_are_backfilled_when_the_column_is_added(tmp_path: Path)
     nodes = {r["span_id"]: r["node"] for r in rows(con, "SELECT span_id, node FROM llm_calls")}
     assert nodes[span_id("a3")] == "plan"
     con.close()
+
+
+def test_a_missing_link_arriving_later_completes_the_walk(tmp_path: Path):
+    """call a3 -> step a2 -> node plan a1: without a2 the walk cannot reach a1; when a2 arrives
+    (here carrying a node of its own) a3 takes the nearest node."""
+    con = connect(tmp_path / "closer.duckdb")
+    a = [r for r in dataset.ROWS if r["trace_id"] == TRACE_A and r["span_id"][:2] != "a2"]
+    append_spans(con, dataset.table(a))
+    assert rows(con, "SELECT node FROM llm_calls WHERE span_id = ?", [span_id("a3")]) == [
+        {"node": None}
+    ]
+    step = next(r for r in dataset.ROWS if r["span_id"][:2] == "a2")
+    append_spans(con, dataset.table([{**step, "node": "retrieval"}]))
+    assert rows(con, "SELECT node FROM llm_calls WHERE span_id = ?", [span_id("a3")]) == [
+        {"node": "retrieval"}
+    ]
+    con.close()
