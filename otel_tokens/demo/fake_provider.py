@@ -68,6 +68,7 @@ class LedgerEntry:
     cache_creation_tokens: int = 0
     reasoning_tokens: int = 0
     correlation_id: str | None = None
+    include_usage: bool | None = None  # OpenAI streams: did the request ask for usage?
 
 
 @dataclass
@@ -307,6 +308,8 @@ class _Handler(BaseHTTPRequestHandler):
         response_id = f"chatcmpl-{_digest(prompt + model):016x}"
         response_model = _RESPONSE_MODELS.get(model, model)
         stream = bool(body.get("stream"))
+        options = body.get("stream_options")
+        include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
         self.fake._record(
             LedgerEntry(
                 provider="openai",
@@ -317,6 +320,7 @@ class _Handler(BaseHTTPRequestHandler):
                 output_tokens=output + reasoning,
                 reasoning_tokens=reasoning,
                 correlation_id=correlation_id,
+                include_usage=include_usage if stream else None,
             )
         )
         if not stream:
@@ -341,8 +345,6 @@ class _Handler(BaseHTTPRequestHandler):
                 },
             )
             return
-        options = body.get("stream_options")
-        include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
 
         def chunk(choices: list[Any], chunk_usage: Any = None) -> str:
             payload: dict[str, Any] = {

@@ -197,3 +197,14 @@ def test_neither_the_app_nor_the_collector_logged_an_error(
     assert "Traceback" not in app_log and "WARNING" not in app_log, app_log
     collector_log = (work_dir / "collector.log").read_text()
     assert " ERROR " not in collector_log and "Traceback" not in collector_log, collector_log
+
+
+def test_streamed_openai_answers_asked_for_usage_though_the_app_did_not(
+    demo: tuple[Path, str, list[LedgerEntry]],
+) -> None:
+    _, _, ledger = demo
+    streams = [e for e in ledger if e.provider == "openai" and e.stream]
+    assert len(streams) == sum(1 for r in SCENARIO["requests"] if r["tenant"] == "globex")
+    # app.py passes no stream_options: the plugin injected include_usage, and the app (which
+    # indexes choices[0] on every chunk) never saw the usage-only chunk.
+    assert all(e.include_usage for e in streams)
