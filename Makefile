@@ -18,7 +18,8 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: lint
-	$(BIN)/pytest -q
+	bash tests/demo/install_chromium.sh
+	$(BIN)/pytest -q -p no:cacheprovider
 
 demo: $(STAMP)
 	$(BIN)/otel-tokens demo
