@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode, Tracer
 
@@ -260,3 +262,59 @@ class LLMCall:
             )
         elif cost_amount is not None:
             metrics.record(metric_attributes, cost_usd=cost_amount)
+
+
+class Covering:
+    """While a wrapped SDK call runs: the call's span is current and ``in_call`` is set.
+
+    ``in_call`` is the instrumentor's own flag, so nested SDK methods it also wraps add no
+    second span. A plain class: cheaper per call than a generator-based context manager.
+    """
+
+    __slots__ = ("_in_call", "_span", "_tokens")
+
+    def __init__(self, call: LLMCall, in_call: contextvars.ContextVar[bool]) -> None:
+        self._span = call.span
+        self._in_call = in_call
+
+    def __enter__(self) -> None:
+        self._tokens = (
+            self._in_call.set(True),
+            otel_context.attach(trace.set_span_in_context(self._span)),
+        )
+
+    def __exit__(self, *exc_info: object) -> None:
+        in_call, attached = self._tokens
+        otel_context.detach(attached)
+        self._in_call.reset(in_call)
+
+
+_LLM_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "embeddings"})
+
+
+def foreign_llm_span(provider_hints: Sequence[str]) -> Span | None:
+    """The current span if another instrumentation already opened it for this LLM call.
+
+    Its wrapper runs outside ours: the current span is then a recording CLIENT span for an LLM
+    operation of a provider matching ``provider_hints`` that has no usage yet. Usage and cost
+    are added to it instead of opening a second span (which would count the call twice). An
+    agent or workflow span, or one that already carries usage (an earlier call), is a parent,
+    not this call.
+    """
+    span = trace.get_current_span()
+    if not span.is_recording() or getattr(span, "kind", None) != SpanKind.CLIENT:
+        return None
+    attributes = getattr(span, "attributes", None) or {}
+    if (
+        attr.GEN_AI_USAGE_INPUT_TOKENS in attributes
+        or attr.GEN_AI_USAGE_OUTPUT_TOKENS in attributes
+    ):
+        return None
+    operation = attributes.get(attr.GEN_AI_OPERATION_NAME)
+    if operation is not None and operation not in _LLM_OPERATIONS:
+        return None
+    provider = attributes.get(attr.GEN_AI_PROVIDER_NAME) or attributes.get(attr.OLD_GEN_AI_SYSTEM)
+    if not isinstance(provider, str):
+        return None
+    provider = provider.lower()
+    return span if any(hint in provider for hint in provider_hints) else None

@@ -15,8 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import wrapt
-from opentelemetry import context, trace
-from opentelemetry.trace import Span, SpanKind, Tracer
+from opentelemetry.trace import Tracer
 
 from otel_tokens import attributes as attr
 from otel_tokens.instrumentation.anthropic.stream import (
@@ -29,7 +28,7 @@ from otel_tokens.instrumentation.anthropic.usage import (
     finish_reasons_of,
     usage_from_message,
 )
-from otel_tokens.instrumentation.genai_span import LLMCall
+from otel_tokens.instrumentation.genai_span import Covering, LLMCall, foreign_llm_span
 from otel_tokens.usage import Usage, estimate_tokens
 
 log = logging.getLogger(__name__)
@@ -45,29 +44,6 @@ _IN_CALL: contextvars.ContextVar[bool] = contextvars.ContextVar(
 )
 
 
-class _Covering:
-    """While the wrapped SDK call runs: our span is current and ``_IN_CALL`` is set.
-
-    A plain class: cheaper per call than a generator-based context manager.
-    """
-
-    __slots__ = ("_span", "_tokens")
-
-    def __init__(self, call: LLMCall) -> None:
-        self._span = call.span
-
-    def __enter__(self) -> None:
-        self._tokens = (
-            _IN_CALL.set(True),
-            context.attach(trace.set_span_in_context(self._span)),
-        )
-
-    def __exit__(self, *exc_info: object) -> None:
-        in_call, attached = self._tokens
-        context.detach(attached)
-        _IN_CALL.reset(in_call)
-
-
 def suppress_sdk_span(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
     """Wrapper for ``anthropic._base_client.start_api_call_span``.
 
@@ -81,35 +57,7 @@ def suppress_sdk_span(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> An
     return wrapped(*args, **kwargs)
 
 
-_LLM_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "embeddings"})
 _PROVIDER_HINTS = ("anthropic", "claude", "bedrock")
-
-
-def foreign_llm_span() -> Span | None:
-    """The current span if another instrumentation already opened it for this LLM call.
-
-    Its wrapper runs outside ours: the current span is then a recording CLIENT span for an LLM
-    operation of the same provider that has no usage yet. Usage and cost are added to it
-    instead of opening a second span (which would count the call twice). An agent or workflow
-    span, or one that already carries usage (an earlier call), is a parent, not this call.
-    """
-    span = trace.get_current_span()
-    if not span.is_recording() or getattr(span, "kind", None) != SpanKind.CLIENT:
-        return None
-    attributes = getattr(span, "attributes", None) or {}
-    if (
-        attr.GEN_AI_USAGE_INPUT_TOKENS in attributes
-        or attr.GEN_AI_USAGE_OUTPUT_TOKENS in attributes
-    ):
-        return None
-    operation = attributes.get(attr.GEN_AI_OPERATION_NAME)
-    if operation is not None and operation not in _LLM_OPERATIONS:
-        return None
-    provider = attributes.get(attr.GEN_AI_PROVIDER_NAME) or attributes.get(attr.OLD_GEN_AI_SYSTEM)
-    if not isinstance(provider, str):
-        return None
-    provider = provider.lower()
-    return span if any(hint in provider for hint in _PROVIDER_HINTS) else None
 
 
 def request_attributes(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -197,7 +145,7 @@ def start_call(tracer: Tracer, instance: Any, kwargs: dict[str, Any]) -> LLMCall
             attributes=request_attributes(kwargs),
             server_address=address,
             server_port=port,
-            existing_span=foreign_llm_span(),
+            existing_span=foreign_llm_span(_PROVIDER_HINTS),
         )
     except Exception:
         log.debug("otel_tokens: could not start an Anthropic span", exc_info=True)
@@ -396,7 +344,7 @@ def create(tracer: Tracer) -> Wrapper:
         if call is None:
             return wrapped(*args, **kwargs)
         try:
-            with _Covering(call):
+            with Covering(call, _IN_CALL):
                 result = wrapped(*args, **kwargs)
         except BaseException as exc:
             _fail(call, exc)
@@ -416,7 +364,7 @@ def acreate(tracer: Tracer) -> Wrapper:
         if call is None:
             return await wrapped(*args, **kwargs)
         try:
-            with _Covering(call):
+            with Covering(call, _IN_CALL):
                 result = await wrapped(*args, **kwargs)
         except BaseException as exc:
             _fail(call, exc)
@@ -468,7 +416,7 @@ class TracedStreamManager(wrapt.ObjectProxy):  # type: ignore[misc]
         if call is None:
             return self.__wrapped__.__enter__()
         try:
-            with _Covering(call):
+            with Covering(call, _IN_CALL):
                 message_stream = self.__wrapped__.__enter__()
         except BaseException as exc:
             _fail(call, exc)
@@ -488,7 +436,7 @@ class TracedStreamManager(wrapt.ObjectProxy):  # type: ignore[misc]
         if call is None:
             return await self.__wrapped__.__aenter__()
         try:
-            with _Covering(call):
+            with Covering(call, _IN_CALL):
                 message_stream = await self.__wrapped__.__aenter__()
         except BaseException as exc:
             _fail(call, exc)

@@ -16,11 +16,10 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from opentelemetry import context, trace
-from opentelemetry.trace import Span, SpanKind, Tracer
+from opentelemetry.trace import Tracer
 
 from otel_tokens import attributes as attr
-from otel_tokens.instrumentation.genai_span import LLMCall
+from otel_tokens.instrumentation.genai_span import Covering, LLMCall, foreign_llm_span
 from otel_tokens.instrumentation.google_genai.stream import (
     StreamFinisher,
     estimate_text,
@@ -49,61 +48,10 @@ _IN_CALL: contextvars.ContextVar[bool] = contextvars.ContextVar(
 )
 
 
-class _Covering:
-    """While the wrapped SDK call runs: our span is current and ``_IN_CALL`` is set.
-
-    A plain class: cheaper per call than a generator-based context manager.
-    """
-
-    __slots__ = ("_span", "_tokens")
-
-    def __init__(self, call: LLMCall) -> None:
-        self._span = call.span
-
-    def __enter__(self) -> None:
-        self._tokens = (
-            _IN_CALL.set(True),
-            context.attach(trace.set_span_in_context(self._span)),
-        )
-
-    def __exit__(self, *exc_info: object) -> None:
-        in_call, attached = self._tokens
-        context.detach(attached)
-        _IN_CALL.reset(in_call)
-
-
 Wrapper = Callable[[Any, Any, tuple[Any, ...], dict[str, Any]], Any]
 
 
-_LLM_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "embeddings"})
 _PROVIDER_HINTS = ("gemini", "vertex", "google")
-
-
-def foreign_llm_span() -> Span | None:
-    """The current span if another instrumentation already opened it for this LLM call.
-
-    Its wrapper runs outside ours: the current span is then a recording CLIENT span for an LLM
-    operation of the same provider that has no usage yet. Usage and cost are added to it
-    instead of opening a second span (which would count the call twice). An agent or workflow
-    span, or one that already carries usage (an earlier call), is a parent, not this call.
-    """
-    span = trace.get_current_span()
-    if not span.is_recording() or getattr(span, "kind", None) != SpanKind.CLIENT:
-        return None
-    attributes = getattr(span, "attributes", None) or {}
-    if (
-        attr.GEN_AI_USAGE_INPUT_TOKENS in attributes
-        or attr.GEN_AI_USAGE_OUTPUT_TOKENS in attributes
-    ):
-        return None
-    operation = attributes.get(attr.GEN_AI_OPERATION_NAME)
-    if operation is not None and operation not in _LLM_OPERATIONS:
-        return None
-    provider = attributes.get(attr.GEN_AI_PROVIDER_NAME) or attributes.get(attr.OLD_GEN_AI_SYSTEM)
-    if not isinstance(provider, str):
-        return None
-    provider = provider.lower()
-    return span if any(hint in provider for hint in _PROVIDER_HINTS) else None
 
 
 def provider_of(instance: Any) -> str:
@@ -153,7 +101,7 @@ def start_call(
             attributes=request_attributes(kwargs),
             server_address=address,
             server_port=port,
-            existing_span=foreign_llm_span(),
+            existing_span=foreign_llm_span(_PROVIDER_HINTS),
         )
     except Exception:
         log.debug("otel_tokens: could not start a Gemini span", exc_info=True)
@@ -212,7 +160,7 @@ def _traced(
         if call is None:
             return wrapped(*args, **kwargs)
         try:
-            with _Covering(call):
+            with Covering(call, _IN_CALL):
                 result = wrapped(*args, **kwargs)
         except BaseException as exc:
             _fail(call, exc)
@@ -233,7 +181,7 @@ def _atraced(
         if call is None:
             return await wrapped(*args, **kwargs)
         try:
-            with _Covering(call):
+            with Covering(call, _IN_CALL):
                 result = await wrapped(*args, **kwargs)
         except BaseException as exc:
             _fail(call, exc)
@@ -271,7 +219,7 @@ def generate_content_stream(tracer: Tracer) -> Wrapper:
         if call is None:
             return wrapped(*args, **kwargs)
         try:
-            with _Covering(call):
+            with Covering(call, _IN_CALL):
                 stream = wrapped(*args, **kwargs)
         except BaseException as exc:
             _fail(call, exc)
@@ -297,7 +245,7 @@ def agenerate_content_stream(tracer: Tracer) -> Wrapper:
         if call is None:
             return await wrapped(*args, **kwargs)
         try:
-            with _Covering(call):
+            with Covering(call, _IN_CALL):
                 stream = await wrapped(*args, **kwargs)
         except BaseException as exc:
             _fail(call, exc)
