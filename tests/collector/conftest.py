@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,11 +12,6 @@ import yaml
 
 from collector import config as config_module
 from collector.service import Collector
-
-HAVE_GENAI_PROCESSORS = all(
-    importlib.util.find_spec(m) is not None
-    for m in ("collector.processors.normalize", "collector.processors.cost")
-)
 
 
 def make_config(
@@ -32,10 +26,7 @@ def make_config(
 ) -> dict[str, Any]:
     """A config document like otel-config.yaml, on 127.0.0.1:0 everywhere."""
     if processors is None:
-        processors = ["memory_limiter"]
-        if HAVE_GENAI_PROCESSORS:
-            processors += ["gen_ai_normalize", "gen_ai_cost"]
-        processors.append("batch")
+        processors = ["memory_limiter", "gen_ai_normalize", "gen_ai_cost", "batch"]
     http_cfg: dict[str, Any] = {"endpoint": "127.0.0.1:0", **(http or {})}
     grpc_cfg: dict[str, Any] = {"endpoint": "127.0.0.1:0", **(grpc or {})}
     admin: dict[str, Any] = {"endpoint": "127.0.0.1:0"}
