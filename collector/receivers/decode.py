@@ -19,6 +19,7 @@ from google.protobuf.message import DecodeError as _ProtobufDecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from otel_tokens.attributes import SERVICE_NAME
+from queries.store import SPAN_COLUMNS
 
 KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
 STATUS_CODES = ("UNSET", "OK", "ERROR")
@@ -104,6 +105,12 @@ def _attrs(kvs: Any) -> dict[str, Any]:
     return out
 
 
+# The columns processors fill (operation .. job_type, contiguous in the schema): None on arrival.
+_FILLED_BY_PROCESSORS: dict[str, Any] = dict.fromkeys(
+    SPAN_COLUMNS[SPAN_COLUMNS.index("operation") : SPAN_COLUMNS.index("job_type") + 1]
+)
+
+
 def rows_from_request(request: Any, received_at: int | None = None) -> Decoded:
     """Flatten a decoded ``ExportTraceServiceRequest`` message into rows."""
     now = time.time_ns() if received_at is None else received_at
@@ -153,26 +160,7 @@ def rows_from_request(request: Any, received_at: int | None = None) -> Decoded:
                         "duration_ms": (end - start) / 1e6 if end else None,
                         "status_code": statuses[code] if 0 <= code < 3 else "UNSET",
                         "status_message": status.message or None,
-                        "operation": None,
-                        "provider": None,
-                        "request_model": None,
-                        "response_model": None,
-                        "input_tokens": None,
-                        "output_tokens": None,
-                        "cache_read_tokens": None,
-                        "cache_creation_tokens": None,
-                        "reasoning_tokens": None,
-                        "cost_usd": None,
-                        "cost_source": None,
-                        "usage_estimated": None,
-                        "pricing_ref": None,
-                        "node": None,
-                        "user_id": None,
-                        "tenant": None,
-                        "session_id": None,
-                        "conversation_id": None,
-                        "correlation_id": None,
-                        "job_type": None,
+                        **_FILLED_BY_PROCESSORS,
                         "attributes": _attrs(sp.attributes),
                         "resource_attributes": resource_attributes,
                         "received_at": now,
@@ -427,26 +415,7 @@ def _json_span(sp: Any, now: int) -> dict[str, Any]:
         "duration_ms": (end - start) / 1e6 if end else None,
         "status_code": STATUS_CODES[code],
         "status_message": message,
-        "operation": None,
-        "provider": None,
-        "request_model": None,
-        "response_model": None,
-        "input_tokens": None,
-        "output_tokens": None,
-        "cache_read_tokens": None,
-        "cache_creation_tokens": None,
-        "reasoning_tokens": None,
-        "cost_usd": None,
-        "cost_source": None,
-        "usage_estimated": None,
-        "pricing_ref": None,
-        "node": None,
-        "user_id": None,
-        "tenant": None,
-        "session_id": None,
-        "conversation_id": None,
-        "correlation_id": None,
-        "job_type": None,
+        **_FILLED_BY_PROCESSORS,
         "attributes": attributes,
         "resource_attributes": None,
         "received_at": now,
