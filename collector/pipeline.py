@@ -67,15 +67,22 @@ class Stats:
 
 @dataclass(eq=False)
 class Ticket:
-    """One admitted request on its way to the exporters; ``done`` is set after the commit."""
+    """One admitted request on its way to the exporters; ``done`` is set after the commit.
 
-    rows: list[dict[str, Any]]
+    It carries the processed spans as one Arrow batch (``queries.store.SPANS_SCHEMA``) only: a
+    row of Python dicts costs several times the memory of its Arrow form while it waits.
+    """
+
+    table: pa.Table
     nbytes: int
     done: threading.Event = field(default_factory=threading.Event)
-    admitted: int = 0  # spans counted by the memory limiter (processors may change len(rows))
-    table: pa.Table | None = None  # the rows as an Arrow batch (queries.store.SPANS_SCHEMA)
+    admitted: int = 0  # spans counted by the memory limiter (processors may change the count)
     error: BaseException | None = None
     inserted: int = 0
+
+    @property
+    def spans(self) -> int:
+        return int(self.table.num_rows)
 
 
 class Pipeline:
@@ -133,7 +140,7 @@ class Pipeline:
                     log.exception("processor %s failed; storing its input unchanged", pid)
             # The Arrow batch is built here, in the request's thread, so the single writer thread
             # spends its time in DuckDB (which releases the GIL) rather than in Python.
-            ticket = Ticket(rows, nbytes, admitted=n, table=rows_to_table(rows))
+            ticket = Ticket(rows_to_table(rows), nbytes, admitted=n)
             assert self.batcher is not None
             self.batcher.put(ticket)
         except batch_processor.Closed as exc:
@@ -183,18 +190,17 @@ class Pipeline:
     def _export(self, batch: list[Any]) -> None:
         try:
             if len(batch) == 1:
-                rows, table = batch[0].rows, batch[0].table
+                table = batch[0].table
             else:
-                rows = [r for t in batch for r in t.rows]
                 table = pa.concat_tables([t.table for t in batch])
             try:
-                inserted = self._export_rows(rows, table)
+                inserted = self._export_table(table)
                 if len(batch) == 1:
                     batch[0].inserted = inserted
                 else:
                     # Per-request counts are not known inside one transaction; the total is.
                     for t in batch:
-                        t.inserted = len(t.rows)
+                        t.inserted = t.spans
             except Exception as exc:
                 if len(batch) == 1:
                     batch[0].error = exc
@@ -206,7 +212,7 @@ class Pipeline:
                     )
                     for t in batch:
                         try:
-                            t.inserted = self._export_rows(t.rows, t.table)
+                            t.inserted = self._export_table(t.table)
                         except Exception as one:
                             t.error = one
                             self.export_errors += 1
@@ -217,12 +223,10 @@ class Pipeline:
                     self.limiter.release(t.admitted, t.nbytes)
                 t.done.set()
 
-    def _export_rows(self, rows: list[dict[str, Any]], table: pa.Table | None) -> int:
-        if table is None:
-            table = rows_to_table(rows)
+    def _export_table(self, table: pa.Table) -> int:
         inserted = 0
         for i, (_eid, exp) in enumerate(self.exporters):
-            n = exp.export(rows, table)
+            n = exp.export(table)
             if i == 0:
                 inserted = n
         return inserted

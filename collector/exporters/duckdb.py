@@ -21,6 +21,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from queries import store
 
@@ -44,6 +45,7 @@ def _DUMPS(value: Any) -> str:
 
 
 _TIME_COLUMNS = ("start_time", "end_time", "received_at")
+_TOKEN_KINDS = ("input", "output", "cache_read", "cache_creation", "reasoning")
 _JSON_COLUMNS = ("attributes", "resource_attributes")
 
 
@@ -218,13 +220,8 @@ class DuckDBExporter:
         con.execute("SET lock_configuration = true")
         self.connection = con
 
-    def export(self, rows: list[dict[str, Any]], table: pa.Table | None = None) -> int:
-        """Commit the rows (idempotently); returns how many were new.
-
-        ``table`` is the same rows as an Arrow batch when the caller built it already.
-        """
-        if table is None:
-            table = rows_to_table(rows)
+    def export(self, table: pa.Table) -> int:
+        """Commit the batch (idempotently); returns how many spans were new."""
         with self._lock:
             if self.connection is None:
                 raise RuntimeError("duckdb exporter is not running")
@@ -233,51 +230,60 @@ class DuckDBExporter:
             self._last_write = time.monotonic()
         self._batches += 1
         self._stored += inserted
-        self._duplicates += len(rows) - inserted
-        if inserted == len(rows):
-            self._count_usage(rows)
+        self._duplicates += table.num_rows - inserted
+        if inserted == table.num_rows:
+            self._count_usage(table)
         elif inserted:
-            self._count_usage(self._new_rows(rows))
+            self._count_usage(self._new_spans(table))
         return inserted
 
-    def _new_rows(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        # Rare (a partly re-sent batch): find which rows this commit stored, by received_at.
+    def _new_spans(self, table: pa.Table) -> pa.Table:
+        # Rare (a partly re-sent batch): find which spans this commit stored, by received_at.
         assert self.connection is not None
         cur = self.connection.cursor()
-        stamps = sorted({r["received_at"] for r in rows})
-        keys = set(
-            cur.execute(
-                "SELECT trace_id, span_id FROM spans WHERE epoch_ns(received_at) IN "
-                "(SELECT unnest(?::BIGINT[]))",
-                [[s // 1000 * 1000 for s in stamps]],
-            ).fetchall()
-        )
+        stamps = pc.unique(table.column("received_at")).to_pylist()
+        stored: pa.Table = cur.sql(
+            "SELECT trace_id || span_id AS k FROM spans WHERE received_at IN "
+            "(SELECT unnest(?::TIMESTAMPTZ[]))",
+            params=[stamps],
+        ).to_arrow_table()
         cur.close()
-        seen: set[tuple[str, str]] = set()
-        out = []
-        for r in rows:
-            k = (r["trace_id"], r["span_id"])
-            if k in keys and k not in seen:
-                seen.add(k)
-                out.append(r)
-        return out
+        keys = pc.binary_join_element_wise(table.column("trace_id"), table.column("span_id"), "")
+        new = table.filter(pc.is_in(keys, value_set=stored.column("k").combine_chunks()))
+        # A span repeated inside the batch was stored once: count its first copy only.
+        return store._first_of_each_key(new)
 
-    def _count_usage(self, rows: list[dict[str, Any]]) -> None:
-        for r in rows:
-            if r.get("operation") is None and r.get("input_tokens") is None:
-                continue
-            provider = str(r.get("provider") or "")
-            model = str(r.get("response_model") or r.get("request_model") or "")
-            node = str(r.get("node") or "")
-            key = (provider, model, node)
-            self.calls[key] += 1
-            for kind in ("input", "output", "cache_read", "cache_creation", "reasoning"):
-                n = r.get(f"{kind}_tokens")
-                if isinstance(n, int) and not isinstance(n, bool):
-                    self.usage[(*key, kind)] += n
-            cost = r.get("cost_usd")
-            if isinstance(cost, int | float | Decimal) and not isinstance(cost, bool):
-                self.cost[key] = self.cost.get(key, 0.0) + float(cost)
+    def _count_usage(self, table: pa.Table) -> None:
+        """Add the batch's LLM calls to the /metrics counters: one Arrow group-by per batch."""
+        calls = table.filter(
+            pc.or_(
+                pc.is_valid(table.column("operation")), pc.is_valid(table.column("input_tokens"))
+            )
+        )
+        if calls.num_rows == 0:
+            return
+        model = pc.coalesce(calls.column("response_model"), calls.column("request_model"))
+        keyed = pa.table(
+            {
+                "provider": pc.fill_null(calls.column("provider"), ""),
+                "model": pc.fill_null(model, ""),
+                "node": pc.fill_null(calls.column("node"), ""),
+                "cost": calls.column("cost_usd").cast(pa.float64()),
+                **{kind: calls.column(f"{kind}_tokens") for kind in _TOKEN_KINDS},
+            }
+        )
+        sums = keyed.group_by(["provider", "model", "node"], use_threads=False).aggregate(
+            [("provider", "count"), ("cost", "sum"), ("cost", "count")]
+            + [(kind, "sum") for kind in _TOKEN_KINDS]
+        )
+        for row in sums.to_pylist():
+            key = (row["provider"], row["model"], row["node"])
+            self.calls[key] += row["provider_count"]
+            for kind in _TOKEN_KINDS:
+                if row[f"{kind}_sum"]:
+                    self.usage[(*key, kind)] += row[f"{kind}_sum"]
+            if row["cost_count"]:
+                self.cost[key] = self.cost.get(key, 0.0) + row["cost_sum"]
 
     def on_idle(self) -> None:
         """Called by the writer when no batch came for a while: checkpoint now, not mid-ingest."""

@@ -14,13 +14,10 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-
-from collector.exporters.duckdb import rows_to_table
 
 TYPE = "parquet"
 
@@ -54,9 +51,8 @@ class ParquetExporter:
     def start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
 
-    def export(self, rows: list[dict[str, Any]], table: pa.Table | None = None) -> int:
-        if table is None:
-            table = rows_to_table(rows)
+    def export(self, table: pa.Table) -> int:
+        """Write the batch as one file per day it covers; returns how many spans were written."""
         days = pc.strftime(table.column("start_time"), format="%Y-%m-%d")
         for day in pc.unique(days).to_pylist():
             part = table.filter(pc.equal(days, day))

@@ -23,7 +23,8 @@ class Closed(RuntimeError):
 
 
 class Item(Protocol):
-    rows: list[dict[str, Any]]
+    @property
+    def spans(self) -> int: ...
 
 
 @dataclass
@@ -67,7 +68,7 @@ class Batcher:
             if self._closed:
                 raise Closed("the collector is shutting down")
             self._queue.append((time.monotonic(), item))
-            self._queued_spans += len(item.rows)
+            self._queued_spans += item.spans
             self._cond.notify()
 
     def next_batch(self, idle_timeout: float | None = None) -> list[Item] | None:
@@ -89,7 +90,7 @@ class Batcher:
             batch: list[Item] = []
             spans = 0
             while self._queue:
-                n = len(self._queue[0][1].rows)
+                n = self._queue[0][1].spans
                 if batch and spans + n > limit:
                     break
                 batch.append(self._queue.popleft()[1])

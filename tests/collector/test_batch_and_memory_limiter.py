@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import pytest
 
@@ -13,20 +12,20 @@ from collector.processors import batch, memory_limiter
 
 @dataclass
 class Item:
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    spans: int = 0
 
 
 def _items(*sizes: int) -> list[Item]:
-    return [Item([{}] * n) for n in sizes]
+    return [Item(n) for n in sizes]
 
 
 def test_group_commit_takes_everything_queued_up_to_the_max_size():
     b = batch.create(batch.Config(send_batch_size=10, send_batch_max_size=10, timeout=0))
     for item in _items(4, 4, 4, 30):
         b.put(item)
-    assert [len(i.rows) for i in b.next_batch(0)] == [4, 4]
-    assert [len(i.rows) for i in b.next_batch(0)] == [4]
-    assert [len(i.rows) for i in b.next_batch(0)] == [30]  # a big request still goes, alone
+    assert [i.spans for i in b.next_batch(0)] == [4, 4]
+    assert [i.spans for i in b.next_batch(0)] == [4]
+    assert [i.spans for i in b.next_batch(0)] == [30]  # a big request still goes, alone
     assert b.next_batch(0) == []
 
 
@@ -34,7 +33,7 @@ def test_positive_timeout_waits_for_a_full_batch_until_the_deadline():
     b = batch.create(batch.Config(send_batch_size=8, send_batch_max_size=0, timeout=5))
     b.put(_items(4)[0])
     threading.Timer(0.05, lambda: b.put(_items(4)[0])).start()
-    assert sum(len(i.rows) for i in b.next_batch(1)) == 8
+    assert sum(i.spans for i in b.next_batch(1)) == 8
 
 
 def test_closed_queue_drains_then_ends_and_refuses_new_items():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pyarrow as pa
 import pytest
 import requests
 
@@ -24,8 +25,9 @@ class PickyExporter:
         self.stored: list[dict[str, Any]] = []
         self.calls = 0
 
-    def export(self, rows: list[dict[str, Any]], table: Any = None) -> int:
+    def export(self, table: pa.Table) -> int:
         self.calls += 1
+        rows = table.to_pylist()
         if any(r["name"] == "poison" for r in rows):
             raise ValueError("cannot store poison")
         self.stored.extend(rows)
