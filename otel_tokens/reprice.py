@@ -19,6 +19,7 @@ import pyarrow as pa
 from otel_tokens.attributes import COST_SOURCE_LOCAL
 from otel_tokens.pricing import PriceBook
 from otel_tokens.usage import Usage
+from queries.store import record_cost_changes
 
 _BATCH = 200_000
 
@@ -118,14 +119,10 @@ def reprice(
         con.register("_repriced", changed)
         try:
             con.execute("BEGIN TRANSACTION")
-            con.execute(
-                _UPDATE,
-                {
-                    "lo": min(starts).isoformat(),
-                    "hi": max(starts).isoformat(),
-                    "local": COST_SOURCE_LOCAL,
-                },
-            )
+            lo, hi = min(starts).isoformat(), max(starts).isoformat()
+            # usage_by_trace's per-trace summary follows the new costs (same transaction).
+            record_cost_changes(con, "_repriced", lo, hi)
+            con.execute(_UPDATE, {"lo": lo, "hi": hi, "local": COST_SOURCE_LOCAL})
             con.execute("COMMIT")
         except Exception:
             con.execute("ROLLBACK")

@@ -262,3 +262,18 @@ def test_a_missing_link_arriving_later_completes_the_walk(tmp_path: Path):
         {"node": "retrieval"}
     ]
     con.close()
+
+
+def test_usage_by_tenant_counts_distinct_users_not_calls_nor_no_user(tmp_path: Path):
+    con = connect(tmp_path / "tenants.duckdb")
+    call = next(r for r in dataset.ROWS if r["span_id"][:2] == "c1")
+    rows_ = [
+        {**call, "span_id": dataset.span_id(f"x{i}"), "user_id": user}
+        for i, user in enumerate(["u2", "u2", "u3", None])
+    ]
+    append_spans(con, dataset.table(rows_))
+    globex = by(con, "usage_by_tenant", "tenant")["globex"]
+    assert (globex["calls"], globex["users"], globex["total_tokens"]) == (4, 2, 60)
+    assert globex["cost_usd"] == Decimal("0.04")
+    assert (globex["interactive_calls"], globex["unpriced_calls"]) == (4, 0)
+    con.close()
