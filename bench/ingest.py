@@ -246,6 +246,48 @@ def start_collector(
     raise RuntimeError("collector did not start within 60 s")
 
 
+def _tree(pid: int) -> list[int]:
+    """The process and its descendants (the collector's worker processes)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """CPU time (user + system) the processes have used so far."""
+    total = 0
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime in clock ticks
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _pss_mb(pids: list[int]) -> float:
+    """Proportional set size of the processes together: shared pages counted once overall."""
+    kb = 0
+    for p in pids:
+        try:
+            text = Path(f"/proc/{p}/smaps_rollup").read_text()
+        except OSError:
+            continue
+        m = re.search(r"^Pss:\s+(\d+) kB", text, re.MULTILINE)
+        kb += int(m.group(1)) if m else 0
+    return kb / 1024
+
+
 def _rss_kb(pid: int, field: str) -> int:
     try:
         text = Path(f"/proc/{pid}/status").read_text()
@@ -385,11 +427,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     addr = addrs["http"]
     load_before = os.getloadavg()
     peak_sampler_stop = threading.Event()
-    peak = {"rss_kb": 0}
+    peak = {"rss_kb": 0, "tree_rss_kb": 0, "tree_pss_mb": 0.0}
 
     def sample() -> None:
         while not peak_sampler_stop.wait(0.1):
             peak["rss_kb"] = max(peak["rss_kb"], _rss_kb(proc.pid, "VmRSS"))
+            pids = _tree(proc.pid)
+            rss = sum(_rss_kb(p, "VmRSS") for p in pids)
+            peak["tree_rss_kb"] = max(peak["tree_rss_kb"], rss)
+            peak["tree_pss_mb"] = max(peak["tree_pss_mb"], _pss_mb(pids))
 
     threading.Thread(target=sample, daemon=True).start()
     result: dict[str, Any] = {
@@ -402,6 +448,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         closed_loop(addr, tpl, warm, args.clients, 1.0 if args.smoke else 3.0)
         load = Load()
         load.counter = warm.counter
+        pids = _tree(proc.pid)
+        cpu_before = _cpu_seconds(pids)
         if args.overload:
             capacity = len(warm.acked) * args.spans_per_request / (1.0 if args.smoke else 3.0)
             rate = max(1.0, 2 * capacity / args.spans_per_request)
@@ -409,8 +457,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             elapsed = open_loop(addr, tpl, load, rate, args.seconds, workers=args.overload_workers)
         else:
             elapsed = closed_loop(addr, tpl, load, args.clients, args.seconds)
+        cpu_used = _cpu_seconds(pids) - cpu_before
+        result["collector_processes"] = len(pids)
+        result["collector_cpu_us_per_span"] = round(
+            cpu_used / max(1, len(load.acked) * args.spans_per_request) * 1e6, 1
+        )
         time.sleep(0.3)
         result["collector_peak_rss_mb_during_load"] = round(peak["rss_kb"] / 1024, 1)
+        # With worker processes: every process's RSS added up (pages they share counted in
+        # each), and their proportional set size (shared pages counted once): the real cost.
+        result["collector_tree_peak_rss_mb"] = round(peak["tree_rss_kb"] / 1024, 1)
+        result["collector_tree_peak_pss_mb"] = round(peak["tree_pss_mb"], 1)
         result["collector_vmhwm_mb"] = round(_rss_kb(proc.pid, "VmHWM") / 1024, 1)
     finally:
         peak_sampler_stop.set()

@@ -155,19 +155,21 @@ def render_metrics(collector: Any) -> str:
             flight.append(({"pipeline": p.name}, p.limiter.in_flight_spans))
         procs.append(
             (
-                {"pipeline": p.name, "processor": "pipeline", "counter": "processor_errors"},
-                p.processor_errors,
-            )
-        )
-        procs.append(
-            (
                 {"pipeline": p.name, "processor": "pipeline", "counter": "export_errors"},
                 p.export_errors,
             )
         )
+        # Row processors report through their stage (worker processes included); the memory
+        # limiter and the batch queue act in the collector itself.
+        by_stage = collector.processor_counters(p)
+        for name, value in by_stage.pop("pipeline", {}).items():
+            procs.append(({"pipeline": p.name, "processor": "pipeline", "counter": name}, value))
         for pid, proc in p.processors:
-            counters = getattr(proc, "counters", None)
-            for name, value in (counters() if counters else {}).items():
+            values = by_stage.get(pid)
+            if values is None:
+                counters = getattr(proc, "counters", None)
+                values = counters() if counters else {}
+            for name, value in values.items():
                 procs.append(({"pipeline": p.name, "processor": pid, "counter": name}, value))
     metric("otel_tokens_collector_queue_spans", "gauge", "Spans queued for the writer.", queue)
     metric(

@@ -112,6 +112,7 @@ class CollectorConfig:
     pipelines: dict[str, PipelineSpec] = field(default_factory=dict)
     admin: AdminConfig = field(default_factory=AdminConfig)
     log_level: str = "info"
+    workers: int | None = None  # service.workers; None = collector.workers.default_workers()
     source: str = "<default>"
 
 
@@ -355,9 +356,10 @@ def _service(cfg: CollectorConfig, service: Any) -> None:
     if not isinstance(service, dict):
         raise ConfigError("service: required, with service.pipelines.traces")
     for key in service:
-        if key not in ("extensions", "pipelines", "admin", "telemetry"):
+        if key not in ("extensions", "pipelines", "admin", "telemetry", "workers"):
             raise ConfigError(
-                f"service.{key}: unknown key (known keys: admin, extensions, pipelines, telemetry)"
+                f"service.{key}: unknown key"
+                " (known keys: admin, extensions, pipelines, telemetry, workers)"
             )
     exts = service.get("extensions") or []
     if not isinstance(exts, list):
@@ -380,6 +382,15 @@ def _service(cfg: CollectorConfig, service: Any) -> None:
     if str(level).lower() not in ("debug", "info", "warn", "warning", "error"):
         raise ConfigError("service.telemetry.logs.level: must be debug, info, warn or error")
     cfg.log_level = str(level).lower()
+
+    workers = service.get("workers")
+    if workers is not None:
+        if type(workers) is not int or not 0 <= workers <= 64:
+            raise ConfigError(
+                "service.workers: must be a whole number from 0 (decode in the request threads)"
+                " to 64"
+            )
+        cfg.workers = workers
 
     pipelines = service.get("pipelines")
     if not isinstance(pipelines, dict) or not pipelines:

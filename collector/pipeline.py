@@ -1,11 +1,11 @@
 """Wires receivers → processors → exporters from a validated config and runs the writer threads.
 
-A request moves through one pipeline like this: the receiver decodes it into rows in its own
-thread; ``memory_limiter`` admits it or refuses (503); the row processors run, still in the
-request thread; ``batch`` queues it; the pipeline's single writer thread takes everything queued,
-exports it to every exporter in one transaction each (group commit), and only then wakes the
-request, which answers 200. A batch that fails as a whole is retried request by request so one
-bad request cannot fail its neighbours.
+A request moves through one pipeline like this: it is decoded and the row processors run over it
+(``collector.workers``: in a worker process, or in the request thread), giving one Arrow batch;
+``memory_limiter`` admits it or refuses (503); ``batch`` queues it; the pipeline's single writer
+thread takes everything queued, exports it to every exporter in one transaction each (group
+commit), and only then wakes the request, which answers 200. A batch that fails as a whole is
+retried request by request so one bad request cannot fail its neighbours.
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from typing import Any
 import pyarrow as pa
 
 from collector.config import CollectorConfig, PipelineSpec
-from collector.exporters.duckdb import rows_to_table
 from collector.processors import batch as batch_processor
+from collector.processors import memory_limiter
 from collector.processors.memory_limiter import MemoryLimiter
+from collector.workers import Prepared, Stage, StageSpec, WorkerPool, WorkersUnavailable, prepare
 
 log = logging.getLogger("otel_tokens.collector")
 
@@ -110,9 +111,9 @@ class Pipeline:
             # Without a configured batch processor the writer still needs a queue: group commit.
             self.batcher = batch_processor.Batcher(batch_processor.Config())
         self.processors = processors
+        self.stage = Stage(self.name, self.row_processors)
         self.exporters = exporters
         self.wait_timeout = wait_timeout
-        self.processor_errors = 0
         self.export_errors = 0
         self._writer = threading.Thread(target=self._run, name=f"writer-{self.name}", daemon=True)
 
@@ -124,23 +125,14 @@ class Pipeline:
     def retry_after(self) -> float:
         return self.limiter.retry_after if self.limiter is not None else 1.0
 
-    def submit(self, rows: list[dict[str, Any]], nbytes: int) -> Ticket:
-        """Admit, process and queue the rows; raises ``Overloaded`` when there is no room."""
-        n = len(rows)
+    def submit(self, table: pa.Table, nbytes: int) -> Ticket:
+        """Admit and queue a processed batch; raises ``Overloaded`` when there is no room."""
+        n = table.num_rows
         limiter = self.limiter
         if limiter is not None and not limiter.try_acquire(n, nbytes):
             raise Overloaded("memory_limiter: too much data in flight", limiter.retry_after)
+        ticket = Ticket(table, nbytes, admitted=n)
         try:
-            for pid, proc in self.row_processors:
-                try:
-                    rows = proc.process(rows)
-                except Exception:
-                    # A processor bug must not lose data: store the rows as they are and count it.
-                    self.processor_errors += 1
-                    log.exception("processor %s failed; storing its input unchanged", pid)
-            # The Arrow batch is built here, in the request's thread, so the single writer thread
-            # spends its time in DuckDB (which releases the GIL) rather than in Python.
-            ticket = Ticket(rows_to_table(rows), nbytes, admitted=n)
             assert self.batcher is not None
             self.batcher.put(ticket)
         except batch_processor.Closed as exc:
@@ -237,11 +229,15 @@ class Pipeline:
 
 
 class Consumer:
-    """What a receiver hands decoded rows to: every pipeline the receiver belongs to."""
+    """What a receiver hands request bodies to: every pipeline the receiver belongs to."""
 
-    def __init__(self, pipelines: list[Pipeline], stats: Stats) -> None:
+    def __init__(
+        self, pipelines: list[Pipeline], stats: Stats, pool: WorkerPool | None = None
+    ) -> None:
         self.pipelines = pipelines
         self.stats = stats
+        self.pool = pool
+        self._names = tuple(p.name for p in pipelines)
 
     def over_limit(self) -> bool:
         return any(p.over_limit() for p in self.pipelines)
@@ -249,33 +245,55 @@ class Consumer:
     def retry_after(self) -> float:
         return max((p.retry_after() for p in self.pipelines), default=1.0)
 
-    def consume(self, rows: list[dict[str, Any]], nbytes: int) -> int:
-        """Store the rows in every pipeline; returns when all committed (raises otherwise)."""
-        if not rows:
+    def prepare(self, body: bytes, fmt: str, received_at: int) -> Prepared:
+        """Decode and process a body for every pipeline (raises ``decode.DecodeError``, or
+        ``Overloaded`` when the worker processes cannot take it)."""
+        if self.pool is None:
+            return prepare([p.stage for p in self.pipelines], body, fmt, received_at)
+        try:
+            return self.pool.prepare(self._names, body, fmt, received_at)
+        except WorkersUnavailable as exc:
+            raise Overloaded(str(exc), self.retry_after()) from None
+
+    def consume(self, prepared: Prepared, nbytes: int) -> int:
+        """Store the batches in every pipeline; returns when all committed (raises otherwise)."""
+        n = prepared.spans
+        if not n:
             return 0
         tickets: list[tuple[Pipeline, Ticket]] = []
         try:
-            for i, p in enumerate(self.pipelines):
-                # Processors may change rows in place; each further pipeline gets its own copies.
-                own = rows if i == 0 else [dict(r) for r in rows]
-                tickets.append((p, p.submit(own, nbytes)))
+            for p, table in zip(self.pipelines, prepared.tables, strict=True):
+                tickets.append((p, p.submit(table, nbytes)))
         except Overloaded:
-            self.stats.add(spans_refused=len(rows))
+            self.stats.add(spans_refused=n)
             raise
         inserted = 0
         try:
             for i, (p, t) in enumerate(tickets):
-                n = p.wait(t)
+                m = p.wait(t)
                 if i == 0:
-                    inserted = n
+                    inserted = m
         except Overloaded:
-            self.stats.add(spans_refused=len(rows))
+            self.stats.add(spans_refused=n)
             raise
         except ExportFailed:
-            self.stats.add(spans_failed=len(rows))
+            self.stats.add(spans_failed=n)
             raise
-        self.stats.add(spans_accepted=len(rows))
+        self.stats.add(spans_accepted=n)
         return inserted
+
+
+def stage_specs(cfg: CollectorConfig) -> list[StageSpec]:
+    """Each pipeline's row processors as a worker process rebuilds them."""
+    specs = []
+    for pspec in cfg.pipelines.values():
+        procs = []
+        for pid in pspec.processors:
+            spec = cfg.processors[pid]
+            if spec.type not in (memory_limiter.TYPE, batch_processor.TYPE):  # act in the collector
+                procs.append((pid, spec.module.__name__, spec.config))
+        specs.append(StageSpec(pspec.name, tuple(procs)))
+    return specs
 
 
 def build(

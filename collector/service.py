@@ -17,7 +17,8 @@ from collector import config as config_module
 from collector import pipeline as pipeline_module
 from collector.admin import AdminListener
 from collector.config import CollectorConfig, ConfigError
-from collector.pipeline import Consumer, Pipeline, Stats
+from collector.pipeline import Consumer, Pipeline, Stats, stage_specs
+from collector.workers import WorkerPool, default_workers
 
 log = logging.getLogger("otel_tokens.collector")
 
@@ -47,11 +48,16 @@ class Collector:
         self.pipelines: list[Pipeline] = []
         self.receivers: dict[str, Any] = {}
         self.admin: AdminListener | None = None
+        self.pool: WorkerPool | None = None
         self._started: list[Any] = []
 
     def start(self) -> Collector:
         cfg = self.config
         try:
+            workers = default_workers() if cfg.workers is None else cfg.workers
+            if workers:
+                self.pool = WorkerPool(stage_specs(cfg), workers)
+                self.pool.start()
             for eid in cfg.service_extensions:
                 spec = cfg.extensions[eid]
                 ext = spec.module.create(spec.config)
@@ -66,7 +72,8 @@ class Collector:
             for rid, spec in cfg.receivers.items():
                 mine = [p for p in self.pipelines if rid in cfg.pipelines[p.name].receivers]
                 receiver = spec.module.create(spec.config)
-                receiver.start(_Host(Consumer(mine, self.stats), self.stats, self.extensions))
+                consumer = Consumer(mine, self.stats, self.pool)
+                receiver.start(_Host(consumer, self.stats, self.extensions))
                 self.receivers[rid] = receiver
             if cfg.admin.endpoint:
                 auth = self.extensions[cfg.admin.auth.authenticator] if cfg.admin.auth else None
@@ -88,6 +95,9 @@ class Collector:
             receiver.wait_idle(timeout)
         for p in self.pipelines:
             p.close(timeout)
+        if self.pool is not None:
+            self.pool.shutdown()
+            self.pool = None
         if self.admin is not None:
             self.admin.shutdown()
             self.admin = None
@@ -120,6 +130,16 @@ class Collector:
     @property
     def admin_address(self) -> tuple[str, int] | None:
         return self.admin.address if self.admin is not None else None
+
+    def processor_counters(self, pipeline: Pipeline) -> dict[str, dict[str, int]]:
+        """Counters by processor id, those of the worker processes included."""
+        out = pipeline.stage.counters()
+        if self.pool is not None:
+            for pid, values in self.pool.counters().get(pipeline.name, {}).items():
+                into = out.setdefault(pid, {})
+                for name, value in values.items():
+                    into[name] = into.get(name, 0) + value
+        return out
 
 
 def _setup_logging(level: str) -> None:

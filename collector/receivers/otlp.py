@@ -1,8 +1,9 @@
 """Receiver ``otlp``: OTLP/gRPC and OTLP/HTTP listeners for traces, sharing one export path.
 
-Both transports decode into span rows (``decode.py``) in the request's own thread, hand them to
-the pipelines and answer only once the rows are committed (``Consumer.consume``). Status mapping
-follows the OTLP specification; see docs/collector.md for the table.
+Both transports hand the request body to ``Consumer.prepare`` (decode and row processors, in a
+worker process or the request's own thread), then to the pipelines, and answer only once the
+spans are committed (``Consumer.consume``). Status mapping follows the OTLP specification; see
+docs/collector.md for the table.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any, Protocol
 
 from collector.config import AuthConfig, parse_endpoint
 from collector.pipeline import Consumer, ExportFailed, Overloaded, Stats
-from collector.receivers.decode import Decoded
+from collector.workers import Prepared
 
 TYPE = "otlp"
 
@@ -100,12 +101,12 @@ class Outcome:
     retry_after: float = 0.0
 
 
-def export(consumer: Consumer, stats: Stats, decoded: Decoded, nbytes: int) -> Outcome:
-    """Store the decoded spans; map the result to an OTLP outcome (never raises)."""
-    n = len(decoded.rows)
-    stats.add(requests=1, spans_received=n + decoded.rejected, spans_rejected=decoded.rejected)
+def export(consumer: Consumer, stats: Stats, prepared: Prepared, nbytes: int) -> Outcome:
+    """Store the prepared spans; map the result to an OTLP outcome (never raises)."""
+    n, rejected = prepared.spans, prepared.rejected
+    stats.add(requests=1, spans_received=n + rejected, spans_rejected=rejected)
     try:
-        consumer.consume(decoded.rows, nbytes)
+        consumer.consume(prepared, nbytes)
     except Overloaded as exc:
         return Outcome(503, message=str(exc), retry_after=exc.retry_after)
     except ExportFailed as exc:
@@ -116,7 +117,7 @@ def export(consumer: Consumer, stats: Stats, decoded: Decoded, nbytes: int) -> O
     except Exception as exc:  # a bug here must not take the listener down
         log.exception("unexpected error while exporting")
         return Outcome(500, message=f"internal error: {type(exc).__name__}")
-    return Outcome(200, rejected=decoded.rejected, message=decoded.error_message)
+    return Outcome(200, rejected=rejected, message=prepared.message)
 
 
 class OtlpReceiver:

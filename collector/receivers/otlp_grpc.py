@@ -18,8 +18,9 @@ from google.protobuf import any_pb2, duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
+from collector import workers
 from collector.config import parse_endpoint
-from collector.pipeline import Consumer, Stats
+from collector.pipeline import Consumer, Overloaded, Stats
 from collector.receivers import decode
 from collector.receivers.otlp import GrpcConfig, export
 
@@ -91,12 +92,16 @@ class _TraceService:
                 )
             )
         try:
-            decoded = decode.decode_protobuf(request, time.time_ns())
+            prepared = listener.consumer.prepare(request, workers.PROTOBUF, time.time_ns())
         except decode.DecodeError as exc:
             listener.stats.add(requests=1)
             listener.stats.response("grpc", 400)
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        outcome = export(listener.consumer, listener.stats, decoded, len(request))
+        except Overloaded as exc:
+            listener.stats.add(requests=1)
+            listener.stats.response("grpc", 503)
+            context.abort_with_status(_unavailable(str(exc), exc.retry_after))
+        outcome = export(listener.consumer, listener.stats, prepared, len(request))
         listener.stats.response("grpc", outcome.status)
         if outcome.status == 503:
             context.abort_with_status(_unavailable(outcome.message, outcome.retry_after))

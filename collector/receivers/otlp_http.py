@@ -21,8 +21,9 @@ from typing import Any
 from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
+from collector import workers
 from collector.config import parse_endpoint
-from collector.pipeline import Consumer, Stats
+from collector.pipeline import Consumer, Overloaded, Stats
 from collector.receivers import decode
 from collector.receivers.otlp import HttpConfig, Outcome, export
 
@@ -178,16 +179,17 @@ class _Handler(BaseHTTPRequestHandler):
         except _BadBody as exc:
             self.close_connection = True
             return self._error(400, str(exc), answer_as)
-        received_at = time.time_ns()
         try:
-            if ctype == JSON:
-                decoded = decode.decode_json(body, received_at)
-            else:
-                decoded = decode.decode_protobuf(body, received_at)
+            prepared = listener.consumer.prepare(
+                body, workers.JSON if ctype == JSON else workers.PROTOBUF, time.time_ns()
+            )
         except decode.DecodeError as exc:
             listener.stats.add(requests=1)
             return self._error(400, str(exc), answer_as)
-        outcome = export(listener.consumer, listener.stats, decoded, len(body))
+        except Overloaded as exc:
+            listener.stats.add(requests=1)
+            return self._error(503, str(exc), answer_as, _retry(exc.retry_after))
+        outcome = export(listener.consumer, listener.stats, prepared, len(body))
         del body
         if outcome.status != 200:
             extra = _retry(outcome.retry_after) if outcome.status == 503 else {}

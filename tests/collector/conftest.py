@@ -23,8 +23,10 @@ def make_config(
     auth_token: str | None = None,
     http: dict[str, Any] | None = None,
     grpc: dict[str, Any] | None = None,
+    workers: int | None = None,
 ) -> dict[str, Any]:
-    """A config document like otel-config.yaml, on 127.0.0.1:0 everywhere."""
+    """A config document like otel-config.yaml, on 127.0.0.1:0 everywhere (``workers``: None
+    leaves service.workers at its default)."""
     if processors is None:
         processors = ["memory_limiter", "gen_ai_normalize", "gen_ai_cost", "batch"]
     http_cfg: dict[str, Any] = {"endpoint": "127.0.0.1:0", **(http or {})}
@@ -45,6 +47,8 @@ def make_config(
             },
         },
     }
+    if workers is not None:
+        doc["service"]["workers"] = workers
     if auth_token is not None:
         doc["extensions"] = {"bearertokenauth": {"token": auth_token}}
         doc["service"]["extensions"] = ["bearertokenauth"]

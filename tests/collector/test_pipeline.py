@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from collector.config import PipelineSpec
+from collector.exporters.duckdb import rows_to_table
 from collector.pipeline import ExportFailed, Pipeline
 from collector.processors import batch
 from collector.receivers import decode
@@ -37,8 +38,9 @@ class PickyExporter:
         pass
 
 
-def _rows(name: str, n: int = 2) -> list[dict[str, Any]]:
-    return decode.decode_protobuf(protobuf_request([span_spec(name=name) for _ in range(n)])).rows
+def _batch(name: str, n: int = 2) -> pa.Table:
+    body = protobuf_request([span_spec(name=name) for _ in range(n)])
+    return rows_to_table(decode.decode_protobuf(body).rows)
 
 
 def test_a_bad_request_in_a_group_commit_fails_alone():
@@ -48,7 +50,7 @@ def test_a_bad_request_in_a_group_commit_fails_alone():
         PipelineSpec("traces", [], [], []), [("batch", queue)], [("picky", exporter)]
     )
     # Queue three requests before the writer runs, so they commit as one group.
-    tickets = [pipeline.submit(_rows(name), 100) for name in ("a", "poison", "b")]
+    tickets = [pipeline.submit(_batch(name), 100) for name in ("a", "poison", "b")]
     pipeline.start()
     assert pipeline.wait(tickets[0]) == 2
     with pytest.raises(ExportFailed, match="poison"):

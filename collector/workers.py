@@ -1,0 +1,252 @@
+"""Turns OTLP request bodies into Arrow batches: decode, each pipeline's row processors, Arrow.
+
+This is the collector's CPU-heavy Python work, about 25 µs per span. Run in the request threads
+it shares one interpreter lock with the listeners and the DuckDB writer, which caps ingest at
+one core. With ``service.workers: N`` (default: one per core on a multi-core machine) it runs in
+N worker processes instead: a request thread sends the body to a worker and gets back one Arrow
+IPC stream per pipeline, which it reads without copying. Workers are forked from a fork server
+that has already imported everything (so they start in milliseconds and share its memory pages),
+never from the collector itself, whose DuckDB and gRPC threads must not be forked.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import select
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from importlib import import_module
+from typing import Any
+
+import pyarrow as pa
+
+from collector.exporters.duckdb import rows_to_table
+from collector.receivers import decode
+
+log = logging.getLogger("otel_tokens.collector")
+
+PROTOBUF = "protobuf"
+JSON = "json"
+
+
+class WorkersUnavailable(Exception):
+    """A worker process died or did not answer in time; the request may be retried."""
+
+
+class Stage:
+    """One pipeline's row processors (``gen_ai_normalize``, ``gen_ai_cost``) and rows → Arrow."""
+
+    def __init__(self, pipeline: str, processors: Sequence[tuple[str, Any]]) -> None:
+        self.pipeline = pipeline
+        self.processors = list(processors)
+        self.errors = 0
+        self._lock = threading.Lock()
+
+    def run(self, rows: list[dict[str, Any]]) -> pa.Table:
+        for pid, proc in self.processors:
+            try:
+                rows = proc.process(rows)
+            except Exception:
+                # A processor bug must not lose data: store the rows as they are and count it.
+                with self._lock:
+                    self.errors += 1
+                log.exception("processor %s failed; storing its input unchanged", pid)
+        return rows_to_table(rows)
+
+    def counters(self) -> dict[str, dict[str, int]]:
+        """Counters by processor id; ``pipeline`` holds this stage's own."""
+        out = {pid: dict(proc.counters()) for pid, proc in self.processors}
+        out["pipeline"] = {"processor_errors": self.errors}
+        return out
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """What a worker process needs to build a ``Stage``: picklable, unlike the components."""
+
+    pipeline: str
+    processors: tuple[tuple[str, str, Any], ...]  # (processor id, module name, its Config)
+
+    def build(self) -> Stage:
+        return Stage(
+            self.pipeline,
+            [(pid, import_module(mod).create(conf)) for pid, mod, conf in self.processors],
+        )
+
+
+@dataclass
+class Prepared:
+    """A request ready for the pipelines: one Arrow batch per pipeline, plus what was rejected."""
+
+    tables: list[pa.Table]
+    spans: int  # spans accepted by the decoder (each table has this many rows)
+    rejected: int = 0
+    message: str = ""  # why spans were rejected, for partial_success
+
+
+def prepare(stages: Sequence[Stage], body: bytes, fmt: str, received_at: int) -> Prepared:
+    """Decode the body and run every pipeline's stage over it (raises ``decode.DecodeError``)."""
+    if fmt == JSON:
+        decoded = decode.decode_json(body, received_at)
+    else:
+        decoded = decode.decode_protobuf(body, received_at)
+    rows = decoded.rows
+    tables = []
+    for i, stage in enumerate(stages):
+        # Processors change rows in place; every pipeline but the last gets its own copies.
+        own = rows if i == len(stages) - 1 else [dict(r) for r in rows]
+        tables.append(stage.run(own) if rows else rows_to_table([]))
+    return Prepared(tables, len(rows), decoded.rejected, decoded.error_message)
+
+
+# --- the worker processes ----------------------------------------------------------------------
+
+_stages: dict[str, Stage] = {}
+
+
+def _init_worker(specs: Sequence[StageSpec], collector_pid: int) -> None:
+    _stages.clear()
+    for spec in specs:
+        _stages[spec.pipeline] = spec.build()
+    threading.Thread(target=_exit_with, args=(collector_pid,), daemon=True).start()
+
+
+def _exit_with(pid: int) -> None:
+    """End this worker when the collector ends, however it ends (a SIGKILL included): the
+    worker's parent is the fork server, and its task pipe never reports the collector gone."""
+    try:
+        fd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        fd = -1
+    if fd >= 0:
+        select.select([fd], [], [])  # readable once the process has exited
+    else:
+        while True:
+            time.sleep(1.0)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            except PermissionError:
+                pass
+    os._exit(0)
+
+
+def _ready() -> int:
+    return os.getpid()
+
+
+def _prepare_in_worker(
+    pipelines: Sequence[str], body: bytes, fmt: str, received_at: int
+) -> tuple[list[bytes], int, int, str, int, dict[str, dict[str, dict[str, int]]]]:
+    prepared = prepare([_stages[name] for name in pipelines], body, fmt, received_at)
+    streams = []
+    for table in prepared.tables:
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        streams.append(sink.getvalue().to_pybytes())
+    counters = {name: stage.counters() for name, stage in _stages.items()}
+    return streams, prepared.spans, prepared.rejected, prepared.message, os.getpid(), counters
+
+
+class WorkerPool:
+    """``workers`` processes that run ``prepare``; restarted when one of them dies."""
+
+    def __init__(self, specs: Sequence[StageSpec], workers: int, timeout: float = 60.0) -> None:
+        self.specs = list(specs)
+        self.workers = workers
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._executor: ProcessPoolExecutor | None = None
+        # The latest counters each worker reported: {worker pid: {pipeline: {processor: ...}}};
+        # those of workers that were replaced are kept in ``_retired`` so totals never drop.
+        self._counters: dict[int, dict[str, dict[str, dict[str, int]]]] = {}
+        self._retired: dict[str, dict[str, dict[str, int]]] = {}
+        self.restarts = 0
+
+    def start(self) -> None:
+        self._executor = self._new_executor()
+
+    def _new_executor(self) -> ProcessPoolExecutor:
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["collector.workers"])
+        executor = ProcessPoolExecutor(
+            self.workers,
+            mp_context=ctx,
+            initializer=_init_worker,
+            initargs=(self.specs, os.getpid()),
+        )
+        # Start every worker now, before the listeners take requests, and fail here if they
+        # cannot start rather than on the first export.
+        for future in [executor.submit(_ready) for _ in range(self.workers)]:
+            future.result(timeout=self.timeout)
+        return executor
+
+    def prepare(
+        self, pipelines: Sequence[str], body: bytes, fmt: str, received_at: int
+    ) -> Prepared:
+        executor = self._executor
+        if executor is None:
+            raise WorkersUnavailable("the collector is shutting down")
+        try:
+            future = executor.submit(_prepare_in_worker, tuple(pipelines), body, fmt, received_at)
+            streams, spans, rejected, message, pid, counters = future.result(self.timeout)
+        except (BrokenProcessPool, TimeoutError) as exc:
+            self._restart(executor)
+            raise WorkersUnavailable(f"a worker process failed ({type(exc).__name__})") from None
+        except RuntimeError as exc:  # submit after shutdown
+            raise WorkersUnavailable(str(exc)) from None
+        self._counters[pid] = counters
+        tables = [pa.ipc.open_stream(s).read_all() for s in streams]
+        return Prepared(tables, spans, rejected, message)
+
+    def _restart(self, broken: ProcessPoolExecutor) -> None:
+        with self._lock:
+            if self._executor is not broken:
+                return  # another request thread restarted it already
+            log.error("a worker process died; starting new workers")
+            broken.shutdown(wait=False, cancel_futures=True)
+            self._retired = _sum_counters([self._retired, *self._counters.values()])
+            self._counters.clear()
+            self.restarts += 1
+            try:
+                self._executor = self._new_executor()
+            except Exception:
+                log.exception("could not restart the worker processes")
+                self._executor = None
+
+    def counters(self) -> dict[str, dict[str, dict[str, int]]]:
+        """Processor counters summed over the workers: {pipeline: {processor id: {name: n}}}."""
+        return _sum_counters([self._retired, *list(self._counters.values())])
+
+    def shutdown(self) -> None:
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _sum_counters(
+    reports: Sequence[dict[str, dict[str, dict[str, int]]]],
+) -> dict[str, dict[str, dict[str, int]]]:
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for report in reports:
+        for pipeline, by_processor in report.items():
+            for pid, values in by_processor.items():
+                into = out.setdefault(pipeline, {}).setdefault(pid, {})
+                for name, value in values.items():
+                    into[name] = into.get(name, 0) + value
+    return out
+
+
+def default_workers() -> int:
+    """One worker per core on a multi-core machine; none (request threads) on a single core."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return cores if cores and cores > 1 else 0
