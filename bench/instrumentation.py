@@ -1,20 +1,40 @@
 """CPU overhead of the plugin per LLM call and of stamping per non-LLM span (SPEC §8).
 
-A stdlib fake OpenAI server runs in a separate process on 127.0.0.1 (so its CPU time is not
-counted) and answers every chat completion with one canned non-streaming response with usage.
-The real ``openai`` client calls it in this process, with no instrumentation, with ours, and
-with the official ``opentelemetry-instrumentation-openai-v2`` when it can be imported; rounds
-are interleaved and CPU time (``time.process_time``) per call is the median over rounds.
-Each instrumented mode gets a fresh TracerProvider whose spans go to a no-op exporter through
-a SimpleSpanProcessor, and an SDK MeterProvider with an in-memory reader.
+A stdlib fake OpenAI server runs in a separate process on 127.0.0.1 (its CPU is not counted)
+and answers every chat completion with one canned non-streaming response with usage. The real
+``openai`` client calls it from this process. Four figures, all thread CPU time
+(``time.thread_time``):
 
-    .venv/bin/python bench/instrumentation.py [--calls 500] [--rounds 7] [--smoke] [--json PATH]
+1. End to end: blocks of ``--calls`` calls without instrumentation, with ours (traces only, the
+   default when no metrics exporter is set) and with ours + SDK metrics; every round runs each
+   mode once in a rotated order, and each instrumented block is compared with the
+   un-instrumented block of the same round. Reported: median and quartiles of those per-round
+   differences, plus a noise floor (the un-instrumented code measured as a second mode). The
+   SDK call alone costs ~1.5 ms of CPU, so a few % of machine noise is ±50 µs here.
+2. Inside the call: the same real calls, with our wrapper's own CPU read from inside (clock
+   read before and after the SDK method it wraps), minus the same reading around a
+   pass-through wrapper. Cold caches, GC and all, but without the SDK's noise.
+3. Breakdown, without HTTP: the wrapper around a function returning the parsed response, and
+   each part of it alone (SDK span start+end, stamping, context attach/detach, reading the
+   response, pricing, metric records, wrapt dispatch), so a note can say where the µs go.
+4. Peers: the official ``opentelemetry-instrumentation-openai-v2`` runs the same end-to-end
+   protocol against the same server in its own venv (``bench/peers/openai-v2.txt``; openai-v2
+   cannot load beside openai 3.x), created with pip on first use (``--peers off`` to skip).
+
+Spans go through a SimpleSpanProcessor to a no-op exporter; the global TracerProvider is an
+SDK one, so the ``node`` span around the calls records like in an application (and metric
+exemplars are offered under the SDK's default trace-based filter).
+
+    .venv/bin/python bench/instrumentation.py [--calls 200] [--rounds 15] [--smoke]
+        [--peers auto|off] [--json PATH]
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -24,10 +44,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH.parent))
 
 TARGET_CALL_US = 60.0
 TARGET_SPAN_US = 2.0
+PEERS = {"openai-v2": BENCH / "peers" / "openai-v2.txt"}
 
 CANNED = json.dumps(
     {
@@ -54,6 +76,9 @@ CANNED = json.dumps(
         "system_fingerprint": "fp_bench",
     }
 ).encode()
+MESSAGES: Any = [{"role": "user", "content": "Say this is a test"}]
+
+clock = time.thread_time
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -94,6 +119,10 @@ def start_server() -> tuple[subprocess.Popen[str], str]:
     return proc, f"http://127.0.0.1:{port}/v1"
 
 
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
 def fresh_providers() -> tuple[Any, Any]:
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -109,19 +138,39 @@ def fresh_providers() -> tuple[Any, Any]:
     return tracer_provider, MeterProvider(metric_readers=[InMemoryMetricReader()])
 
 
+def use_sdk_globally() -> None:
+    """An SDK global TracerProvider, as in an application: ``node`` spans record."""
+    from opentelemetry import trace
+
+    trace.set_tracer_provider(fresh_providers()[0])
+
+
 def cpu_per_call_us(call: Callable[[], Any], n: int) -> float:
-    start = time.process_time()
+    start = clock()
     for _ in range(n):
         call()
-    return (time.process_time() - start) / n * 1e6
+    return (clock() - start) / n * 1e6
+
+
+def spread(values: Sequence[float]) -> dict[str, float]:
+    """Median and quartiles (the middle half of the rounds lies between p25 and p75)."""
+    ordered = sorted(values)
+    if len(ordered) < 2:
+        return {"median": ordered[0], "p25": ordered[0], "p75": ordered[0]}
+    q1, _, q3 = statistics.quantiles(ordered, n=4, method="inclusive")
+    return {"median": statistics.median(ordered), "p25": q1, "p75": q3}
 
 
 class Mode:
-    """One way of running the client: set up before a round, torn down after."""
+    """One way of running the client: set up before a block, torn down after.
+
+    ``inside_us`` is set by modes that read the CPU of their wrapper from inside the call.
+    """
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.error: str | None = None
+        self.inside_s = 0.0
 
     def setup(self) -> None:
         pass
@@ -155,12 +204,65 @@ class Ours(Mode):
         metrics.use_meter_provider(None)
 
 
-class OfficialV2(Mode):
-    def setup(self) -> None:
-        import httpx2
+def _pass_through(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    return wrapped(*args, **kwargs)
 
-        # openai 3.x renamed httpx to httpx2; openai-v2 still imports httpx.
-        sys.modules.setdefault("httpx", httpx2)
+
+class TimedInside(Mode):
+    """A wrapper (ours, or a pass-through for calibration) whose own CPU is read from inside.
+
+    The clock is read when the wrapt wrapper is entered and left, and around the SDK method it
+    calls; ``inside_s`` accumulates the wrapper's time minus the SDK's.
+    """
+
+    def __init__(self, name: str, ours: bool) -> None:
+        super().__init__(name)
+        self.ours = ours
+
+    def setup(self) -> None:
+        import wrapt
+        from openai.resources.chat.completions.completions import Completions
+
+        from otel_tokens import metrics
+        from otel_tokens.auto import add_stamping_processor
+        from otel_tokens.instrumentation.openai import patch
+
+        tracer_provider, _ = fresh_providers()
+        add_stamping_processor(tracer_provider)
+        metrics.use_meter_provider(None)
+        traced = patch.create(tracer_provider.get_tracer("bench"), "chat") if self.ours else None
+        wrapper = traced or _pass_through
+        mode = self
+
+        def timed(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+            entered = clock()
+            sdk = 0.0
+
+            def sdk_method(*a: Any, **k: Any) -> Any:
+                nonlocal sdk
+                start = clock()
+                try:
+                    return wrapped(*a, **k)
+                finally:
+                    sdk += clock() - start
+
+            try:
+                return wrapper(sdk_method, instance, args, kwargs)
+            finally:
+                mode.inside_s += clock() - entered - sdk
+
+        self.original = Completions.__dict__["create"]
+        self.cls: Any = Completions
+        Completions.create = wrapt.FunctionWrapper(self.original, timed)  # type: ignore[method-assign]
+
+    def teardown(self) -> None:
+        self.cls.create = self.original
+
+
+class OfficialV2(Mode):
+    """``opentelemetry-instrumentation-openai-v2`` (only in its own venv, see PEERS)."""
+
+    def setup(self) -> None:
         from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
 
         tracer_provider, meter_provider = fresh_providers()
@@ -171,24 +273,15 @@ class OfficialV2(Mode):
         self.instrumentor.uninstrument()
 
 
-def bench_calls(url: str, calls: int, rounds: int) -> dict[str, Any]:
+def run_rounds(url: str, modes: list[Mode], calls: int, rounds: int) -> dict[str, Any]:
+    """Interleaved blocks: every round runs every mode once, in an order rotated per round."""
     import openai
 
-    import otel_tokens
-
     client = openai.OpenAI(base_url=url, api_key="bench", max_retries=0)
-    messages = [{"role": "user", "content": "Say this is a test"}]
 
     def one_call() -> Any:
-        return client.chat.completions.create(model="gpt-4o-mini", messages=messages)
+        return client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
 
-    modes = [
-        Mode("none"),
-        Mode("none (again)"),  # the noise floor: same code, measured as a separate mode
-        Ours("otel_tokens", with_metrics=False),
-        Ours("otel_tokens+metrics", with_metrics=True),
-        OfficialV2("openai-v2"),
-    ]
     for mode in modes:  # warm up: imports, connection pool, price cache
         try:
             mode.setup()
@@ -196,66 +289,222 @@ def bench_calls(url: str, calls: int, rounds: int) -> dict[str, Any]:
             mode.teardown()
         except Exception as exc:
             mode.error = f"{type(exc).__name__}: {exc}"
-    results: dict[str, list[float]] = {m.name: [] for m in modes if m.error is None}
-    with otel_tokens.usage_context(user_id="bench-user", correlation_id="bench"):
-        with otel_tokens.node("bench_node"):
-            for r in range(rounds):
-                # Rotate the order every round so no mode always runs first or last.
-                for mode in modes[r % len(modes) :] + modes[: r % len(modes)]:
-                    if mode.error is not None:
-                        continue
-                    mode.setup()
-                    try:
-                        results[mode.name].append(cpu_per_call_us(one_call, calls))
-                    finally:
-                        mode.teardown()
+    live = [m for m in modes if m.error is None]
+    per_call: dict[str, list[float]] = {m.name: [] for m in live}
+    inside: dict[str, list[float]] = {m.name: [] for m in live if isinstance(m, TimedInside)}
+    for r in range(rounds):
+        for mode in live[r % len(live) :] + live[: r % len(live)]:
+            mode.setup()
+            mode.inside_s = 0.0
+            gc.collect()  # every block starts from the same collector state
+            try:
+                per_call[mode.name].append(cpu_per_call_us(one_call, calls))
+            finally:
+                mode.teardown()
+            if mode.name in inside:
+                inside[mode.name].append(mode.inside_s / calls * 1e6)
     return {
-        "medians": {name: statistics.median(v) for name, v in results.items()},
-        "rounds": results,
+        "per_call": per_call,
+        "inside": inside,
         "errors": {m.name: m.error for m in modes if m.error is not None},
     }
 
 
-def bench_wrapper_alone(calls: int, rounds: int) -> dict[str, float]:
-    """Our wrapper around a function that returns the canned, already-parsed response.
+def paired_overhead(per_call: dict[str, list[float]], name: str, base: str) -> dict[str, float]:
+    """Spread of (mode - base) over rounds, each round compared with itself."""
+    return spread([a - b for a, b in zip(per_call[name], per_call[base], strict=True)])
 
-    No HTTP and no SDK request building: only the CPU our instrumentation adds to a call, so
-    the number is not drowned in the noise of a ~ms HTTP round trip.
-    """
+
+def bench_calls(url: str, calls: int, rounds: int) -> dict[str, Any]:
+    import otel_tokens
+
+    modes = [
+        Mode("none"),
+        Mode("none (again)"),  # the noise floor: same code, measured as a separate mode
+        Ours("otel_tokens", with_metrics=False),
+        Ours("otel_tokens+metrics", with_metrics=True),
+        TimedInside("timed pass-through", ours=False),
+        TimedInside("timed otel_tokens", ours=True),
+    ]
+    with otel_tokens.usage_context(user_id="bench-user", correlation_id="bench"):
+        with otel_tokens.node("bench_node"):
+            run = run_rounds(url, modes, calls, rounds)
+    per_call = run["per_call"]
+    inside = run["inside"]
+    return {
+        "none": spread(per_call["none"]),
+        "noise_floor": paired_overhead(per_call, "none (again)", "none"),
+        "otel_tokens": paired_overhead(per_call, "otel_tokens", "none"),
+        "otel_tokens+metrics": paired_overhead(per_call, "otel_tokens+metrics", "none"),
+        "inside": spread(
+            [
+                a - b
+                for a, b in zip(
+                    inside["timed otel_tokens"], inside["timed pass-through"], strict=True
+                )
+            ]
+        ),
+        "per_call": per_call,
+        "errors": run["errors"],
+    }
+
+
+def peer_worker(name: str, url: str, calls: int, rounds: int) -> dict[str, Any]:
+    """In the peer's venv: the same end-to-end protocol, un-instrumented vs the peer."""
+    import openai
+    from opentelemetry import trace
+
+    modes = [Mode("none"), Mode("none (again)"), OfficialV2(name)]
+    # A recording parent span, as the ``node`` span is for ours.
+    with trace.get_tracer("bench").start_as_current_span("bench_node"):
+        run = run_rounds(url, modes, calls, rounds)
+    if run["errors"]:
+        return {"errors": run["errors"]}
+    per_call = run["per_call"]
+    return {
+        "openai_version": openai.__version__,
+        "none": spread(per_call["none"]),
+        "noise_floor": paired_overhead(per_call, "none (again)", "none"),
+        "overhead": paired_overhead(per_call, name, "none"),
+        "per_call": per_call,
+        "load_average": load_average(),
+    }
+
+
+def peer_python(name: str, install: bool) -> tuple[Path | None, str | None]:
+    """The peer venv's python, created with pip from the pinned requirements on first use."""
+    venv = BENCH / "peers" / f".venv-{name}"
+    python = venv / "bin" / "python"
+    if python.exists():
+        return python, None
+    if not install:
+        return None, f"no venv at {venv} (run without --peers off to create it)"
+    print(f"creating {venv} from {PEERS[name].name} (pip, once) ...", flush=True)
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "-r", str(PEERS[name])],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+    except (subprocess.SubprocessError, OSError) as exc:
+        detail = getattr(exc, "stderr", None) or str(exc)
+        return None, f"could not create {venv}: {detail.strip().splitlines()[-1]}"
+    return python, None
+
+
+def bench_peer(name: str, url: str, calls: int, rounds: int, install: bool) -> dict[str, Any]:
+    python, problem = peer_python(name, install)
+    if python is None:
+        return {"errors": {name: problem}}
+    worker = ["--peer-worker", name, "--url", url, "--calls", str(calls), "--rounds", str(rounds)]
+    done = subprocess.run(
+        [str(python), __file__, *worker],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    if done.returncode != 0:
+        return {"errors": {name: done.stderr.strip().splitlines()[-1:]}}
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def bench_breakdown(calls: int, rounds: int) -> dict[str, float]:
+    """µs per call of the whole wrapper (no HTTP) and of each of its parts alone."""
     import openai
     from openai.types.chat import ChatCompletion
+    from opentelemetry import context as otel_context
+    from opentelemetry import trace
+    from opentelemetry.trace import SpanKind
 
     import otel_tokens
     from otel_tokens import metrics
     from otel_tokens.auto import add_stamping_processor
+    from otel_tokens.instrumentation.genai_span import LLMCall, price_book
     from otel_tokens.instrumentation.openai import patch
+    from otel_tokens.processor import StampingProcessor
+    from otel_tokens.usage import Usage
 
     response = ChatCompletion.model_validate(json.loads(CANNED))
     resource = openai.OpenAI(base_url="http://127.0.0.1:9/v1", api_key="bench").chat.completions
-    messages = [{"role": "user", "content": "Say this is a test"}]
+    kwargs = {"model": "gpt-4o-mini", "messages": MESSAGES}
 
     def sdk_method(*args: Any, **kwargs: Any) -> Any:
         return response
 
+    def median_us(call: Callable[[], Any], n: int = calls) -> float:
+        cpu_per_call_us(call, max(10, n // 5))
+        return statistics.median(cpu_per_call_us(call, n) for _ in range(rounds))
+
+    tracer_provider, meter_provider = fresh_providers()
+    add_stamping_processor(tracer_provider)
+    tracer = tracer_provider.get_tracer("bench")
+    plain_provider, _ = fresh_providers()
+    plain_tracer = plain_provider.get_tracer("bench")
+    traced = patch.create(tracer, "chat")
+    start_attributes = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": "gpt-4o-mini",
+    }
+    idle = LLMCall(trace.NoOpTracer(), provider="openai", operation="chat", request_model="m")
+    usage = Usage(input_tokens=12, output_tokens=5, cache_read_tokens=0, reasoning_tokens=0)
+    book = price_book()
+    assert book is not None and book.cost(usage, "gpt-4o-mini-2024-07-18", "openai")
+    sdk_metrics = metrics.use_meter_provider(meter_provider)
+    metric_attributes = metrics.MetricAttributes(
+        {
+            "gen_ai.provider.name": "openai",
+            "gen_ai.operation.name": "chat",
+            "gen_ai.request.model": "gpt-4o-mini",
+            "otel_tokens.node": "n",
+        }
+    )
+    probe = plain_tracer.start_span("probe")
+    stamper = StampingProcessor()
+
+    def attach_detach() -> None:
+        otel_context.detach(otel_context.attach(trace.set_span_in_context(probe)))
+
+    wrapped_bare = __import__("wrapt").FunctionWrapper(sdk_method, _pass_through)
     out: dict[str, float] = {}
-    for label, with_metrics in (("traces", False), ("traces+metrics", True)):
-        tracer_provider, meter_provider = fresh_providers()
-        add_stamping_processor(tracer_provider)
-        metrics.use_meter_provider(meter_provider if with_metrics else None)
-        traced = patch.create(tracer_provider.get_tracer("bench"), "chat")
-
-        def call(traced: Any = traced) -> Any:
-            return traced(sdk_method, resource, (), {"model": "gpt-4o-mini", "messages": messages})
-
-        def bare() -> Any:
-            return sdk_method(model="gpt-4o-mini", messages=messages)
-
-        with otel_tokens.usage_context(user_id="u", correlation_id="c"), otel_tokens.node("n"):
-            cpu_per_call_us(call, max(10, calls // 5))
-            wrapped = [cpu_per_call_us(call, calls) for _ in range(rounds)]
-            plain = [cpu_per_call_us(bare, calls) for _ in range(rounds)]
-        out[f"wrapper_{label}_us_per_call"] = statistics.median(wrapped) - statistics.median(plain)
-    metrics.use_meter_provider(None)
+    with otel_tokens.usage_context(user_id="u", correlation_id="c"), otel_tokens.node("n"):
+        bare = median_us(lambda: sdk_method(**kwargs))
+        metrics.use_meter_provider(None)
+        out["wrapper_traces_us_per_call"] = (
+            median_us(lambda: traced(sdk_method, resource, (), kwargs)) - bare
+        )
+        metrics.use_meter_provider(meter_provider)
+        out["wrapper_traces+metrics_us_per_call"] = (
+            median_us(lambda: traced(sdk_method, resource, (), kwargs)) - bare
+        )
+        metrics.use_meter_provider(None)
+        out["part_sdk_span_us"] = median_us(
+            lambda: plain_tracer.start_span(
+                "chat gpt-4o-mini", kind=SpanKind.CLIENT, attributes=start_attributes
+            ).end()
+        )
+        out["part_stamping_us"] = median_us(lambda: stamper.on_start(probe))
+        out["part_context_us"] = median_us(attach_detach)
+        out["part_read_response_us"] = median_us(
+            lambda: patch.record_response(idle, "chat", response, kwargs)
+        )
+        out["part_pricing_us"] = median_us(
+            lambda: book.cost(usage, "gpt-4o-mini-2024-07-18", "openai")
+        )
+        out["part_metrics_us"] = median_us(
+            lambda: sdk_metrics.record(
+                metric_attributes, input_tokens=12, output_tokens=5, duration_s=0.5, cost_usd=1e-5
+            )
+        )
+        out["part_wrapt_us"] = median_us(lambda: wrapped_bare(**kwargs)) - bare
+    parts = ("sdk_span", "stamping", "context", "read_response", "pricing", "wrapt")
+    out["part_rest_us"] = out["wrapper_traces_us_per_call"] - sum(
+        out[f"part_{p}_us"] for p in parts
+    )
     return out
 
 
@@ -286,73 +535,112 @@ def bench_stamping(spans: int, rounds: int) -> dict[str, float]:
     }
 
 
+def _row(label: str, s: dict[str, float]) -> str:
+    return f"{label:<34}{s['median']:>9.1f}{s['p25']:>9.1f}{s['p75']:>9.1f}"
+
+
+def report(calls: dict[str, Any], peers: dict[str, Any], parts: dict[str, float]) -> None:
+    print(f"{'CPU µs per call (per-round pairs)':<34}{'median':>9}{'p25':>9}{'p75':>9}")
+    print(_row("un-instrumented call", calls["none"]))
+    print(_row("  noise floor (same code again)", calls["noise_floor"]))
+    print(_row("  otel_tokens overhead", calls["otel_tokens"]))
+    print(_row("  otel_tokens+metrics overhead", calls["otel_tokens+metrics"]))
+    print(_row("  otel_tokens, read inside the call", calls["inside"]))
+    for name, peer in peers.items():
+        if "errors" in peer:
+            print(f"{name:<34}unavailable: {peer['errors']}")
+            continue
+        print(_row(f"{name}: un-instrumented (openai {peer['openai_version']})", peer["none"]))
+        print(_row("  noise floor (same code again)", peer["noise_floor"]))
+        print(_row(f"  {name} overhead", peer["overhead"]))
+    for name, error in calls["errors"].items():
+        print(f"{name:<34}unavailable: {error}")
+    print(
+        "wrapper without HTTP: "
+        f"{parts['wrapper_traces_us_per_call']:.1f} µs traces only, "
+        f"{parts['wrapper_traces+metrics_us_per_call']:.1f} µs with SDK metrics; parts alone:"
+    )
+    print(
+        "  ".join(
+            f"{key.removeprefix('part_').removesuffix('_us')} {value:.1f}"
+            for key, value in parts.items()
+            if key.startswith("part_")
+        )
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=500, help="calls per round and mode")
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--calls", type=int, default=200, help="calls per block")
+    parser.add_argument("--rounds", type=int, default=15, help="blocks per mode")
     parser.add_argument("--spans", type=int, default=50000, help="spans per stamping round")
+    parser.add_argument("--peers", choices=("auto", "off"), default="auto")
     parser.add_argument("--smoke", action="store_true", help="tiny run, a few seconds")
     parser.add_argument("--json", type=Path, help="write results as a JSON object here")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--peer-worker", help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
         serve()
         return 0
+    use_sdk_globally()
+    if args.peer_worker:
+        print(json.dumps(peer_worker(args.peer_worker, args.url, args.calls, args.rounds)))
+        return 0
     if args.smoke:
-        args.calls, args.rounds, args.spans = 30, 3, 2000
+        args.calls, args.rounds, args.spans, args.peers = 30, 3, 2000, "off"
+    load_before = load_average()
+    print(f"load average {load_before}; {args.rounds} rounds x {args.calls} calls per mode")
     proc, url = start_server()
     try:
         calls = bench_calls(url, args.calls, args.rounds)
+        peers = {
+            name: bench_peer(name, url, args.calls, args.rounds, install=True)
+            for name in PEERS
+            if args.peers == "auto"
+        }
     finally:
         assert proc.stdin is not None
         proc.stdin.close()
         proc.wait(timeout=10)
     stamping = bench_stamping(args.spans, args.rounds)
-    wrapper = bench_wrapper_alone(args.calls * 5, args.rounds)
-    medians = calls["medians"]
-    none = medians["none"]
-    rows = [("no instrumentation", none, 0.0)]
-    for name in ("none (again)", "otel_tokens", "otel_tokens+metrics", "openai-v2"):
-        if name in medians:
-            rows.append((name, medians[name], medians[name] - none))
-    print(f"CPU per non-streaming chat call, median of {args.rounds} rounds x {args.calls}:")
-    print(f"{'mode':<22}{'µs/call':>10}{'overhead µs':>13}{'ratio':>8}")
-    for name, value, overhead in rows:
-        print(f"{name:<22}{value:>10.1f}{overhead:>13.1f}{value / none:>8.2f}")
-    for name, error in calls["errors"].items():
-        print(f"{name:<22}unavailable: {error}")
-    ours = medians["otel_tokens"] - none
+    parts = bench_breakdown(args.calls * 10, max(3, args.rounds // 3))
+    report(calls, peers, parts)
+    ours = calls["otel_tokens"]["median"]
     print(f"otel_tokens overhead {ours:.1f} µs/call end to end (target ≤ {TARGET_CALL_US:.0f})")
-    print(
-        "otel_tokens wrapper alone (no HTTP): "
-        f"{wrapper['wrapper_traces_us_per_call']:.1f} µs/call traces only, "
-        f"{wrapper['wrapper_traces+metrics_us_per_call']:.1f} µs/call with SDK metrics"
-    )
     print(
         f"stamping: {stamping['stamping_us_per_span']:.2f} µs/span "
         f"(span start+end {stamping['span_off_us']:.2f} -> {stamping['span_on_us']:.2f} µs; "
         f"on_start alone {stamping['on_start_us']:.2f} µs; target ≤ {TARGET_SPAN_US:.0f})"
     )
+    load_after = load_average()
+    print(f"load average {load_after}")
+    v2 = peers.get("openai-v2", {})
     result = {
         "calls_per_round": args.calls,
         "rounds": args.rounds,
-        "none_us_per_call": none,
-        "noise_floor_us_per_call": medians["none (again)"] - none,
-        "otel_tokens_us_per_call": medians["otel_tokens"],
+        "load_average_before": load_before,
+        "load_average_after": load_after,
+        "none_us_per_call": calls["none"]["median"],
+        "noise_floor_us_per_call": calls["noise_floor"]["median"],
+        "otel_tokens_us_per_call": calls["none"]["median"] + ours,
         "otel_tokens_overhead_us_per_call": ours,
-        "otel_tokens_metrics_us_per_call": medians.get("otel_tokens+metrics"),
-        "otel_tokens_metrics_overhead_us_per_call": medians["otel_tokens+metrics"] - none,
-        **wrapper,
-        "openai_v2_us_per_call": medians.get("openai-v2"),
-        "openai_v2_overhead_us_per_call": (
-            medians["openai-v2"] - none if "openai-v2" in medians else None
-        ),
+        "otel_tokens_overhead": calls["otel_tokens"],
+        "otel_tokens_metrics_overhead_us_per_call": calls["otel_tokens+metrics"]["median"],
+        "otel_tokens_metrics_overhead": calls["otel_tokens+metrics"],
+        "otel_tokens_inside_us_per_call": calls["inside"]["median"],
+        "otel_tokens_inside": calls["inside"],
+        **parts,
+        "openai_v2_overhead_us_per_call": v2.get("overhead", {}).get("median"),
+        "peers": peers,
         "unavailable": calls["errors"],
         **stamping,
         "target_call_us": TARGET_CALL_US,
         "target_span_us": TARGET_SPAN_US,
         "meets_call_target": ours <= TARGET_CALL_US,
         "meets_span_target": stamping["stamping_us_per_span"] <= TARGET_SPAN_US,
+        "per_call": calls["per_call"],
     }
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

@@ -78,10 +78,12 @@ def current_scope() -> Scope | None:
 
 
 def current_node() -> str | None:
-    scope = _current.get()
-    if scope is None:
-        return None
-    node = scope.fields.get("node")
+    return node_of(_current.get())
+
+
+def node_of(scope: Scope | None) -> str | None:
+    """The node name of ``scope`` (None without a scope or a node)."""
+    node = None if scope is None else scope.fields.get("node")
     return None if node is None else str(node)
 
 

@@ -48,7 +48,7 @@ class GenAIMetrics:
 
     def record(
         self,
-        attributes: dict[str, Any],
+        attributes: MetricAttributes,
         *,
         input_tokens: int | None = None,
         output_tokens: int | None = None,
@@ -57,13 +57,28 @@ class GenAIMetrics:
     ) -> None:
         """Record one call; ``attributes`` holds provider, model, operation, node (and error)."""
         if input_tokens is not None:
-            self.token_usage.record(input_tokens, {**attributes, attr.GEN_AI_TOKEN_TYPE: "input"})
+            self.token_usage.record(input_tokens, attributes.input)
         if output_tokens is not None:
-            self.token_usage.record(output_tokens, {**attributes, attr.GEN_AI_TOKEN_TYPE: "output"})
+            self.token_usage.record(output_tokens, attributes.output)
         if duration_s is not None:
-            self.operation_duration.record(duration_s, attributes)
+            self.operation_duration.record(duration_s, attributes.call)
         if cost_usd is not None and cost_usd >= 0:
-            self.cost.add(cost_usd, attributes)
+            self.cost.add(cost_usd, attributes.call)
+
+
+class MetricAttributes:
+    """The attribute sets of one kind of call: per call, and per token type.
+
+    Built once per (provider, operation, model, node) and reused: the SDK copies attributes
+    on every measurement, so these dicts are never handed out for mutation.
+    """
+
+    __slots__ = ("call", "input", "output")
+
+    def __init__(self, call: dict[str, Any]) -> None:
+        self.call = call
+        self.input = {**call, attr.GEN_AI_TOKEN_TYPE: "input"}
+        self.output = {**call, attr.GEN_AI_TOKEN_TYPE: "output"}
 
 
 _metrics: GenAIMetrics | None = None

@@ -13,8 +13,8 @@ from opentelemetry import trace
 from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode, Tracer
 
 from otel_tokens import attributes as attr
-from otel_tokens.context import current_node
-from otel_tokens.metrics import get_metrics
+from otel_tokens.context import current_scope, node_of
+from otel_tokens.metrics import MetricAttributes, get_metrics
 from otel_tokens.processor import set_valid_attributes
 from otel_tokens.usage import Usage
 
@@ -64,6 +64,79 @@ def usage_attributes(usage: Usage) -> dict[str, Any]:
     return out
 
 
+_PLAIN_TYPES = frozenset({str, bool, int, float})
+
+
+class _Shape:
+    """What every call with one provider, operation, request model and server has in common.
+
+    Span name and attribute dicts are built once and reused: the SDK copies the attributes a
+    span starts with, and ``set_valid_attributes`` copies into the span's own dict.
+    """
+
+    __slots__ = ("metric_base", "metric_by_node", "name", "server_attributes", "start_attributes")
+
+    def __init__(
+        self,
+        provider: str,
+        operation: str,
+        request_model: str | None,
+        server_address: str | None,
+        server_port: int | None,
+    ) -> None:
+        self.name = f"{operation} {request_model}" if request_model else operation
+        # What a sampler may look at goes in at span creation (validated by the SDK).
+        self.start_attributes: dict[str, Any] = {
+            attr.GEN_AI_OPERATION_NAME: operation,
+            attr.GEN_AI_PROVIDER_NAME: provider,
+        }
+        self.metric_base: dict[str, Any] = {
+            attr.GEN_AI_PROVIDER_NAME: provider,
+            attr.GEN_AI_OPERATION_NAME: operation,
+        }
+        if request_model:
+            self.start_attributes[attr.GEN_AI_REQUEST_MODEL] = str(request_model)
+            self.metric_base[attr.GEN_AI_REQUEST_MODEL] = request_model
+        self.server_attributes: dict[str, Any] = {}
+        if server_address:
+            self.server_attributes[attr.SERVER_ADDRESS] = str(server_address)
+            if isinstance(server_port, int):
+                self.server_attributes[attr.SERVER_PORT] = server_port
+        self.metric_by_node: dict[str | None, MetricAttributes] = {}
+
+    def metric_attributes(self, node: str | None) -> MetricAttributes:
+        """Provider, operation, request model and node (the node comes from the call's scope)."""
+        found = self.metric_by_node.get(node)
+        if found is None:
+            call = dict(self.metric_base)
+            if node is not None:
+                call[attr.OTEL_TOKENS_NODE] = node
+            if len(self.metric_by_node) >= _MAX_SHAPES:
+                self.metric_by_node.clear()
+            found = self.metric_by_node[node] = MetricAttributes(call)
+        return found
+
+
+_MAX_SHAPES = 256  # distinct models x servers (or nodes per shape) kept; beyond, start over
+_shapes: dict[tuple[str, str, str | None, str | None, int | None], _Shape] = {}
+
+
+def _shape(
+    provider: str,
+    operation: str,
+    request_model: str | None,
+    server_address: str | None,
+    server_port: int | None,
+) -> _Shape:
+    key = (provider, operation, request_model, server_address, server_port)
+    found = _shapes.get(key)
+    if found is None:
+        if len(_shapes) >= _MAX_SHAPES:
+            _shapes.clear()
+        found = _shapes[key] = _Shape(*key)
+    return found
+
+
 class LLMCall:
     """One in-flight LLM call; never raises into the application.
 
@@ -77,10 +150,11 @@ class LLMCall:
     __slots__ = (
         "_ended",
         "_error_type",
-        "_metric_attributes",
         "_owned",
         "_provider_cost",
         "_response_model",
+        "_scope",
+        "_shape",
         "_start",
         "_usage",
         "_values",
@@ -111,42 +185,28 @@ class LLMCall:
         self.provider = provider
         self.request_model = request_model
         self._owned = existing_span is None
-        self._metric_attributes: dict[str, Any] = {
-            attr.GEN_AI_PROVIDER_NAME: provider,
-            attr.GEN_AI_OPERATION_NAME: operation,
-        }
+        # The scope at the start of the call gives the metrics' node (a stream may end elsewhere).
+        self._scope = current_scope()
         self.span: Span = existing_span or INVALID_SPAN
+        self._shape: _Shape | None = None
         try:
-            if request_model:
-                self._metric_attributes[attr.GEN_AI_REQUEST_MODEL] = request_model
-            node = current_node()
-            if node is not None:
-                self._metric_attributes[attr.OTEL_TOKENS_NODE] = node
+            shape = self._shape = _shape(
+                provider, operation, request_model, server_address, server_port
+            )
             if existing_span is None:
-                span_attributes: dict[str, Any] = {
-                    attr.GEN_AI_OPERATION_NAME: operation,
-                    attr.GEN_AI_PROVIDER_NAME: provider,
-                }
-                if request_model:
-                    span_attributes[attr.GEN_AI_REQUEST_MODEL] = str(request_model)
-                name = f"{operation} {request_model}" if request_model else operation
-                # What a sampler may look at goes in at creation (validated by the SDK); the
-                # rest is plain str/int/float and is written without re-validation.
-                self.span = tracer.start_span(
-                    name, kind=SpanKind.CLIENT, attributes=span_attributes
+                span = self.span = tracer.start_span(
+                    shape.name, kind=SpanKind.CLIENT, attributes=shape.start_attributes
                 )
-                later: dict[str, Any] = {}
-                if server_address:
-                    later[attr.SERVER_ADDRESS] = str(server_address)
-                    if isinstance(server_port, int):
-                        later[attr.SERVER_PORT] = server_port
+                if not span.is_recording():
+                    return
+                later = shape.server_attributes
                 if attributes:
-                    later.update(attributes)
-                if later and self.span.is_recording():
-                    if all(isinstance(v, str | bool | int | float) for v in later.values()):
-                        set_valid_attributes(self.span, later)
-                    else:
-                        self.span.set_attributes(later)
+                    later = {**later, **attributes}
+                    if not all(type(v) in _PLAIN_TYPES for v in attributes.values()):
+                        span.set_attributes(later)  # sequences etc.: validated by the SDK
+                        return
+                if later:
+                    set_valid_attributes(span, later)
             elif attributes and existing_span.is_recording():
                 # Only add what the owner did not set.
                 known = getattr(existing_span, "attributes", None) or {}
@@ -248,9 +308,14 @@ class LLMCall:
             set_valid_attributes(span, values)
         # Metric attributes: provider, operation, request model, node (+ error.type). Each
         # attribute costs on every measurement, so the response model is left to the span.
-        metric_attributes = self._metric_attributes
+        shape = self._shape
+        if shape is None:
+            return
+        metric_attributes = shape.metric_attributes(node_of(self._scope))
         if self._error_type:
-            metric_attributes[attr.ERROR_TYPE] = self._error_type
+            metric_attributes = MetricAttributes(
+                {**metric_attributes.call, attr.ERROR_TYPE: self._error_type}
+            )
         metrics = get_metrics()
         if self._owned:
             metrics.record(
