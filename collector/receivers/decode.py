@@ -125,7 +125,14 @@ def rows_from_request(request: Any, received_at: int | None = None) -> Decoded:
         if service is not None and not isinstance(service, str):
             service = str(service)
         for ss in rs.scope_spans:
-            scope_name = ss.scope.name or None
+            # Every row starts as a copy of its scope's template (one C-level dict copy, half
+            # the cost of a 35-key display) and gets its span's own fields set.
+            template = dict.fromkeys(SPAN_COLUMNS)
+            template["service_name"] = service
+            template["scope_name"] = ss.scope.name or None
+            template["resource_attributes"] = resource_attributes
+            template["received_at"] = now
+            copy = template.copy
             for sp in ss.spans:
                 tid = sp.trace_id
                 sid = sp.span_id
@@ -144,28 +151,21 @@ def rows_from_request(request: Any, received_at: int | None = None) -> Decoded:
                 status = sp.status
                 kind = sp.kind
                 code = status.code
-                append(
-                    {
-                        "trace_id": tid.hex(),
-                        "span_id": sid.hex(),
-                        "parent_span_id": pid.hex()
-                        if len(pid) == 8 and pid != _ZERO_SPAN
-                        else None,
-                        "name": sp.name,
-                        "kind": kinds[kind] if 0 <= kind < 6 else "UNSPECIFIED",
-                        "service_name": service,
-                        "scope_name": scope_name,
-                        "start_time": start,
-                        "end_time": end,
-                        "duration_ms": (end - start) / 1e6 if end else None,
-                        "status_code": statuses[code] if 0 <= code < 3 else "UNSET",
-                        "status_message": status.message or None,
-                        **_FILLED_BY_PROCESSORS,
-                        "attributes": _attrs(sp.attributes),
-                        "resource_attributes": resource_attributes,
-                        "received_at": now,
-                    }
-                )
+                row = copy()
+                row["trace_id"] = tid.hex()
+                row["span_id"] = sid.hex()
+                if len(pid) == 8 and pid != _ZERO_SPAN:
+                    row["parent_span_id"] = pid.hex()
+                row["name"] = sp.name
+                row["kind"] = kinds[kind] if 0 <= kind < 6 else "UNSPECIFIED"
+                row["start_time"] = start
+                row["end_time"] = end
+                if end:
+                    row["duration_ms"] = (end - start) / 1e6
+                row["status_code"] = statuses[code] if 0 <= code < 3 else "UNSET"
+                row["status_message"] = status.message or None
+                row["attributes"] = _attrs(sp.attributes)
+                append(row)
     return out
 
 
