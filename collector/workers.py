@@ -156,6 +156,14 @@ def _prepare_in_worker(
     return streams, prepared.spans, prepared.rejected, prepared.message, os.getpid(), counters
 
 
+#: Requests each worker may have queued or in hand. Past that a request waits up to
+#: ``QUEUE_WAIT`` seconds for room, then is refused with 503: under overload, bodies must not pile
+#: up in front of the workers, where the memory limiter (which counts decoded spans) cannot see
+#: them.
+REQUESTS_PER_WORKER = 4
+QUEUE_WAIT = 1.0
+
+
 class WorkerPool:
     """``workers`` processes that run ``prepare``; restarted when one of them dies."""
 
@@ -163,6 +171,7 @@ class WorkerPool:
         self.specs = list(specs)
         self.workers = workers
         self.timeout = timeout
+        self._room = threading.BoundedSemaphore(workers * REQUESTS_PER_WORKER)
         self._lock = threading.Lock()
         self._executor: ProcessPoolExecutor | None = None
         # The latest counters each worker reported: {worker pid: {pipeline: {processor: ...}}};
@@ -195,6 +204,8 @@ class WorkerPool:
         executor = self._executor
         if executor is None:
             raise WorkersUnavailable("the collector is shutting down")
+        if not self._room.acquire(timeout=QUEUE_WAIT):
+            raise WorkersUnavailable("all worker processes are busy")
         try:
             future = executor.submit(_prepare_in_worker, tuple(pipelines), body, fmt, received_at)
             streams, spans, rejected, message, pid, counters = future.result(self.timeout)
@@ -203,6 +214,8 @@ class WorkerPool:
             raise WorkersUnavailable(f"a worker process failed ({type(exc).__name__})") from None
         except RuntimeError as exc:  # submit after shutdown
             raise WorkersUnavailable(str(exc)) from None
+        finally:
+            self._room.release()
         self._counters[pid] = counters
         tables = [pa.ipc.open_stream(s).read_all() for s in streams]
         return Prepared(tables, spans, rejected, message)

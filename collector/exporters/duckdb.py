@@ -52,10 +52,14 @@ _JSON_COLUMNS = ("attributes", "resource_attributes")
 @dataclass
 class Config:
     path: str = store.DEFAULT_DB_PATH
-    checkpoint_wal_size: int = 256 * 2**20  # DuckDB checkpoint_threshold while ingesting
+    # DuckDB checkpoint_threshold while ingesting. Until a checkpoint, committed rows are held in
+    # memory as well as in the WAL (~0.5 KB per span), so this bounds the collector's memory too.
+    checkpoint_wal_size: int = 64 * 2**20
     idle_checkpoint: float = 2.0  # seconds without a batch before the writer checkpoints; 0 = never
     threads: int = 0  # DuckDB worker threads; 0 = DuckDB's default (all cores)
-    memory_limit: str = ""  # DuckDB memory_limit, e.g. "256MB"; "" = DuckDB's default
+    # DuckDB memory_limit: without one DuckDB keeps freed buffers up to 80% of RAM, and the
+    # collector's RSS only grows. Queries through the admin API spill to disk beyond it.
+    memory_limit: str = "256MB"  # "" = DuckDB's default
 
     def validate(self) -> None:
         if not self.path:
