@@ -28,17 +28,20 @@ def set_valid_attributes(span: Any, values: Mapping[str, Any]) -> None:
     attribute container has no limits that could drop or truncate, its dict is updated
     directly. Anything else takes the public path.
     """
-    attrs = getattr(span, "_attributes", None)
-    if (
-        getattr(span, "_end_time", 0) is None
-        and type(attrs) is BoundedAttributes
-        and attrs.max_value_len is None
-        and not attrs._immutable
-        and (attrs.maxlen is None or len(attrs._dict) + len(values) <= attrs.maxlen)
-    ):
-        attrs._dict.update(values)
-    else:
-        span.set_attributes(values)
+    try:
+        attrs = span._attributes
+        if (
+            span._end_time is None
+            and attrs.__class__ is BoundedAttributes
+            and attrs.max_value_len is None
+            and not attrs._immutable
+            and (attrs.maxlen is None or len(attrs._dict) + len(values) <= attrs.maxlen)
+        ):
+            attrs._dict.update(values)
+            return
+    except AttributeError:  # not an SDK span
+        pass
+    span.set_attributes(values)
 
 
 class StampingProcessor(SpanProcessor):

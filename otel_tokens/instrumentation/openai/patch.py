@@ -60,8 +60,15 @@ def _provider_and_server(client: Any) -> tuple[str, str | None, int | None]:
     return provider, host, port if isinstance(port, int) else None
 
 
+_REQUEST_KEYS = frozenset(
+    {"max_output_tokens", "max_completion_tokens", "max_tokens", "temperature", "top_p", "stream"}
+)
+
+
 def request_attributes(kind: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    if _REQUEST_KEYS.isdisjoint(kwargs):  # most calls set none of them
+        return out
     max_tokens = (
         kwargs.get("max_output_tokens")
         if kind == "responses"

@@ -19,30 +19,46 @@ def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def chat_usage(usage: Any) -> Usage | None:
-    """Chat Completions ``usage``: prompt/completion tokens, cached and reasoning details."""
+def _count(obj: Any, name: str) -> int | None:
+    """``field(obj, name)`` if it is an int (not a bool), else None."""
+    value = obj.get(name) if type(obj) is dict else getattr(obj, name, None)
+    if type(value) is int:  # the common case, one check
+        return value
+    return _int(value)
+
+
+def _usage(usage: Any, inp: str, out: str, inp_details: str, out_details: str) -> Usage | None:
     if usage is None:
         return None
-    result = Usage(
-        input_tokens=_int(field(usage, "prompt_tokens")),
-        output_tokens=_int(field(usage, "completion_tokens")),
-        cache_read_tokens=_int(field(field(usage, "prompt_tokens_details"), "cached_tokens")),
-        reasoning_tokens=_int(field(field(usage, "completion_tokens_details"), "reasoning_tokens")),
+    input_tokens = _count(usage, inp)
+    output_tokens = _count(usage, out)
+    if input_tokens is None and output_tokens is None:
+        return None
+    details = field(usage, inp_details)
+    cache_read = None if details is None else _count(details, "cached_tokens")
+    details = field(usage, out_details)
+    reasoning = None if details is None else _count(details, "reasoning_tokens")
+    return Usage(
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cache_read_tokens=cache_read,
+        reasoning_tokens=reasoning,
     )
-    return None if result.is_empty else result
+
+
+def chat_usage(usage: Any) -> Usage | None:
+    """Chat Completions ``usage``: prompt/completion tokens, cached and reasoning details."""
+    return _usage(
+        usage, "prompt_tokens", "completion_tokens", "prompt_tokens_details",
+        "completion_tokens_details",
+    )  # fmt: skip
 
 
 def responses_usage(usage: Any) -> Usage | None:
     """Responses API ``usage``: input/output tokens (reasoning is inside output)."""
-    if usage is None:
-        return None
-    result = Usage(
-        input_tokens=_int(field(usage, "input_tokens")),
-        output_tokens=_int(field(usage, "output_tokens")),
-        cache_read_tokens=_int(field(field(usage, "input_tokens_details"), "cached_tokens")),
-        reasoning_tokens=_int(field(field(usage, "output_tokens_details"), "reasoning_tokens")),
+    return _usage(
+        usage, "input_tokens", "output_tokens", "input_tokens_details", "output_tokens_details"
     )
-    return None if result.is_empty else result
 
 
 def embeddings_usage(usage: Any) -> Usage | None:
