@@ -198,7 +198,7 @@ class Template:
 
 
 def start_collector(
-    db: Path, extra_processors: bool = True
+    db: Path, extra_processors: bool = True, workers: int | None = None
 ) -> tuple[subprocess.Popen[bytes], dict[str, tuple[str, int]]]:
     cfg = db.with_suffix(".yaml")
     procs = ["memory_limiter"]
@@ -216,7 +216,9 @@ def start_collector(
         "processors:\n"
         + "".join(f"  {p}:\n" for p in procs)
         + f"exporters:\n  duckdb: {{path: '{db}'}}\n"
-        "service:\n  admin: {endpoint: '127.0.0.1:0'}\n  pipelines:\n    traces:\n"
+        "service:\n  admin: {endpoint: '127.0.0.1:0'}\n"
+        + (f"  workers: {workers}\n" if workers is not None else "")
+        + "  pipelines:\n    traces:\n"
         f"      receivers: [otlp]\n      processors: [{', '.join(procs)}]\n"
         "      exporters: [duckdb]\n"
     )
@@ -423,7 +425,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="otel-tokens-bench-"))
     db = tmp / "bench.duckdb"
     tpl = Template(build_request(args.spans_per_request))
-    proc, addrs = start_collector(db, not args.no_processors)
+    proc, addrs = start_collector(db, not args.no_processors, args.workers)
     addr = addrs["http"]
     load_before = os.getloadavg()
     peak_sampler_stop = threading.Event()
@@ -441,6 +443,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {
         "spans_per_request": args.spans_per_request,
         "mode": "overload" if args.overload else "throughput",
+        "collector_workers": "default" if args.workers is None else args.workers,
     }
     try:
         # Warm-up: imports, first checkpoint, caches.
@@ -512,6 +515,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--overload-workers", type=int, default=192)
     ap.add_argument(
         "--no-processors", action="store_true", help="without gen_ai_normalize/gen_ai_cost"
+    )
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="the collector's service.workers (default: its own default, one per core)",
     )
     ap.add_argument("--smoke", action="store_true", help="tiny run (a few seconds)")
     ap.add_argument("--json", metavar="PATH", help="also write the results as JSON")

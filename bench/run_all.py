@@ -103,9 +103,12 @@ TARGETS: tuple[Target, ...] = (
         "spans/s",
     ),
     Target(
-        "collector memory under 2× overload (answering 503)",
+        # With worker processes, the memory of the whole process tree: the sum of proportional
+        # set sizes (pages the processes share counted once). The sum of RSS, which counts the
+        # shared libraries once per process, is printed beside it.
+        "collector memory under 2× overload (answering 503), all its processes (PSS)",
         "ingest_overload",
-        ("ingest.collector_peak_rss_mb_during_load",),
+        ("ingest.collector_tree_peak_pss_mb",),
         "<=",
         400,
         "MB RSS",
