@@ -208,16 +208,42 @@ def _pass_through(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
     return wrapped(*args, **kwargs)
 
 
-class TimedInside(Mode):
-    """A wrapper (ours, or a pass-through for calibration) whose own CPU is read from inside.
+def _span_only(tracer: Any) -> Callable[..., Any]:
+    """The least any span-making wrapper does: an SDK CLIENT span, current during the call."""
+    from opentelemetry import context as otel_context
+    from opentelemetry import trace
+    from opentelemetry.trace import SpanKind
 
-    The clock is read when the wrapt wrapper is entered and left, and around the SDK method it
-    calls; ``inside_s`` accumulates the wrapper's time minus the SDK's.
+    attributes = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": "gpt-4o-mini",
+    }
+
+    def span_only(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        span = tracer.start_span("chat gpt-4o-mini", kind=SpanKind.CLIENT, attributes=attributes)
+        token = otel_context.attach(trace.set_span_in_context(span))
+        try:
+            return wrapped(*args, **kwargs)
+        finally:
+            otel_context.detach(token)
+            span.end()
+
+    return span_only
+
+
+class TimedInside(Mode):
+    """A wrapper whose own CPU is read from inside the call.
+
+    ``wrapper``: ``ours``, ``span`` (an SDK span and nothing else: the floor for any
+    instrumentation that makes spans) or ``pass`` (pass-through, the calibration). The clock is
+    read when the wrapt wrapper is entered and left, and around the SDK method it calls;
+    ``inside_s`` accumulates the wrapper's time minus the SDK's.
     """
 
-    def __init__(self, name: str, ours: bool) -> None:
+    def __init__(self, name: str, wrapper: str) -> None:
         super().__init__(name)
-        self.ours = ours
+        self.wrapper = wrapper
 
     def setup(self) -> None:
         import wrapt
@@ -230,8 +256,12 @@ class TimedInside(Mode):
         tracer_provider, _ = fresh_providers()
         add_stamping_processor(tracer_provider)
         metrics.use_meter_provider(None)
-        traced = patch.create(tracer_provider.get_tracer("bench"), "chat") if self.ours else None
-        wrapper = traced or _pass_through
+        tracer = tracer_provider.get_tracer("bench")
+        wrapper = {
+            "ours": lambda: patch.create(tracer, "chat"),
+            "span": lambda: _span_only(tracer),
+            "pass": lambda: _pass_through,
+        }[self.wrapper]()
         mode = self
 
         def timed(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
@@ -323,27 +353,27 @@ def bench_calls(url: str, calls: int, rounds: int) -> dict[str, Any]:
         Mode("none (again)"),  # the noise floor: same code, measured as a separate mode
         Ours("otel_tokens", with_metrics=False),
         Ours("otel_tokens+metrics", with_metrics=True),
-        TimedInside("timed pass-through", ours=False),
-        TimedInside("timed otel_tokens", ours=True),
+        TimedInside("timed pass-through", "pass"),
+        TimedInside("timed SDK span only", "span"),
+        TimedInside("timed otel_tokens", "ours"),
     ]
     with otel_tokens.usage_context(user_id="bench-user", correlation_id="bench"):
         with otel_tokens.node("bench_node"):
             run = run_rounds(url, modes, calls, rounds)
     per_call = run["per_call"]
     inside = run["inside"]
+
+    def inside_over_pass(name: str) -> dict[str, float]:
+        calibration = inside["timed pass-through"]
+        return spread([a - b for a, b in zip(inside[name], calibration, strict=True)])
+
     return {
         "none": spread(per_call["none"]),
         "noise_floor": paired_overhead(per_call, "none (again)", "none"),
         "otel_tokens": paired_overhead(per_call, "otel_tokens", "none"),
         "otel_tokens+metrics": paired_overhead(per_call, "otel_tokens+metrics", "none"),
-        "inside": spread(
-            [
-                a - b
-                for a, b in zip(
-                    inside["timed otel_tokens"], inside["timed pass-through"], strict=True
-                )
-            ]
-        ),
+        "inside": inside_over_pass("timed otel_tokens"),
+        "inside_span_only": inside_over_pass("timed SDK span only"),
         "per_call": per_call,
         "errors": run["errors"],
     }
@@ -410,6 +440,41 @@ def bench_peer(name: str, url: str, calls: int, rounds: int, install: bool) -> d
         return {"errors": {name: done.stderr.strip().splitlines()[-1:]}}
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
+
+
+def python_opcodes(call: Callable[[], Any], n: int = 50) -> dict[str, float]:
+    """Bytecode instructions executed per call, ours vs OpenTelemetry's (API and SDK).
+
+    Unlike CPU time this does not move with machine load, so before/after comparisons of our
+    own Python work hold on a busy machine (C code, e.g. dict operations, is not counted).
+    """
+    counts = {"ours": 0, "opentelemetry": 0, "other": 0}
+    owners: dict[str, str] = {}
+
+    def trace_opcodes(frame: Any, event: str, arg: Any) -> Any:
+        frame.f_trace_opcodes = True
+        if event == "opcode":
+            filename = frame.f_code.co_filename
+            owner = owners.get(filename)
+            if owner is None:
+                owner = owners[filename] = (
+                    "ours"
+                    if "/otel_tokens/" in filename
+                    else "opentelemetry"
+                    if "/opentelemetry/" in filename
+                    else "other"
+                )
+            counts[owner] += 1
+        return trace_opcodes
+
+    call()
+    sys.settrace(trace_opcodes)
+    try:
+        for _ in range(n):
+            call()
+    finally:
+        sys.settrace(None)
+    return {owner: count / n for owner, count in counts.items()}
 
 
 def bench_breakdown(calls: int, rounds: int) -> dict[str, float]:
@@ -501,6 +566,9 @@ def bench_breakdown(calls: int, rounds: int) -> dict[str, float]:
             )
         )
         out["part_wrapt_us"] = median_us(lambda: wrapped_bare(**kwargs)) - bare
+        opcodes = python_opcodes(lambda: traced(sdk_method, resource, (), kwargs))
+        out["opcodes_ours"] = opcodes["ours"]
+        out["opcodes_opentelemetry"] = opcodes["opentelemetry"]
     parts = ("sdk_span", "stamping", "context", "read_response", "pricing", "wrapt")
     out["part_rest_us"] = out["wrapper_traces_us_per_call"] - sum(
         out[f"part_{p}_us"] for p in parts
@@ -535,24 +603,30 @@ def bench_stamping(spans: int, rounds: int) -> dict[str, float]:
     }
 
 
-def _row(label: str, s: dict[str, float]) -> str:
-    return f"{label:<34}{s['median']:>9.1f}{s['p25']:>9.1f}{s['p75']:>9.1f}"
+def _row(label: str, s: dict[str, float], call: dict[str, float] | None = None) -> str:
+    # The share of the un-instrumented call moves less with machine load than µs do.
+    share = f"{s['median'] / call['median']:>8.1%}" if call else ""
+    return f"{label:<38}{s['median']:>9.1f}{s['p25']:>9.1f}{s['p75']:>9.1f}{share}"
 
 
 def report(calls: dict[str, Any], peers: dict[str, Any], parts: dict[str, float]) -> None:
-    print(f"{'CPU µs per call (per-round pairs)':<34}{'median':>9}{'p25':>9}{'p75':>9}")
-    print(_row("un-instrumented call", calls["none"]))
-    print(_row("  noise floor (same code again)", calls["noise_floor"]))
-    print(_row("  otel_tokens overhead", calls["otel_tokens"]))
-    print(_row("  otel_tokens+metrics overhead", calls["otel_tokens+metrics"]))
-    print(_row("  otel_tokens, read inside the call", calls["inside"]))
+    none = calls["none"]
+    print(
+        f"{'CPU µs per call (per-round pairs)':<38}{'median':>9}{'p25':>9}{'p75':>9}{'of call':>8}"
+    )
+    print(_row("un-instrumented call", none))
+    print(_row("  noise floor (same code again)", calls["noise_floor"], none))
+    print(_row("  otel_tokens overhead", calls["otel_tokens"], none))
+    print(_row("  otel_tokens+metrics overhead", calls["otel_tokens+metrics"], none))
+    print(_row("  otel_tokens, read inside the call", calls["inside"], none))
+    print(_row("  SDK span alone, read inside the call", calls["inside_span_only"], none))
     for name, peer in peers.items():
         if "errors" in peer:
-            print(f"{name:<34}unavailable: {peer['errors']}")
+            print(f"{name:<38}unavailable: {peer['errors']}")
             continue
         print(_row(f"{name}: un-instrumented (openai {peer['openai_version']})", peer["none"]))
-        print(_row("  noise floor (same code again)", peer["noise_floor"]))
-        print(_row(f"  {name} overhead", peer["overhead"]))
+        print(_row("  noise floor (same code again)", peer["noise_floor"], peer["none"]))
+        print(_row(f"  {name} overhead", peer["overhead"], peer["none"]))
     for name, error in calls["errors"].items():
         print(f"{name:<34}unavailable: {error}")
     print(
@@ -566,6 +640,11 @@ def report(calls: dict[str, Any], peers: dict[str, Any], parts: dict[str, float]
             for key, value in parts.items()
             if key.startswith("part_")
         )
+    )
+    print(
+        "Python bytecode instructions per call (traces only, load-independent): "
+        f"otel_tokens {parts['opcodes_ours']:.0f}, "
+        f"OpenTelemetry API+SDK {parts['opcodes_opentelemetry']:.0f}"
     )
 
 
@@ -631,6 +710,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "otel_tokens_metrics_overhead": calls["otel_tokens+metrics"],
         "otel_tokens_inside_us_per_call": calls["inside"]["median"],
         "otel_tokens_inside": calls["inside"],
+        "otel_tokens_inside_share_of_call": calls["inside"]["median"] / calls["none"]["median"],
+        "sdk_span_only_inside_us_per_call": calls["inside_span_only"]["median"],
         **parts,
         "openai_v2_overhead_us_per_call": v2.get("overhead", {}).get("median"),
         "peers": peers,
