@@ -197,16 +197,14 @@ class LLMCall:
                 span = self.span = tracer.start_span(
                     shape.name, kind=SpanKind.CLIENT, attributes=shape.start_attributes
                 )
-                if not span.is_recording():
-                    return
-                later = shape.server_attributes
+                # Server and request attributes are written with the response's in end(): one
+                # write per span.
+                self._values = dict(shape.server_attributes)
                 if attributes:
-                    later = {**later, **attributes}
-                    if not all(type(v) in _PLAIN_TYPES for v in attributes.values()):
-                        span.set_attributes(later)  # sequences etc.: validated by the SDK
-                        return
-                if later:
-                    set_valid_attributes(span, later)
+                    if all(type(v) in _PLAIN_TYPES for v in attributes.values()):
+                        self._values.update(attributes)
+                    elif span.is_recording():
+                        span.set_attributes(attributes)  # sequences etc.: validated by the SDK
             elif attributes and existing_span.is_recording():
                 # Only add what the owner did not set.
                 known = getattr(existing_span, "attributes", None) or {}
@@ -243,7 +241,7 @@ class LLMCall:
             if response_id:
                 values[attr.GEN_AI_RESPONSE_ID] = str(response_id)
             if finish_reasons:
-                values[attr.GEN_AI_RESPONSE_FINISH_REASONS] = tuple(str(r) for r in finish_reasons)
+                values[attr.GEN_AI_RESPONSE_FINISH_REASONS] = tuple(map(str, finish_reasons))
             if usage is not None:
                 self._usage = usage
             if provider_cost is not None:
