@@ -76,12 +76,14 @@ def measure(con: duckdb.DuckDBPyConnection, size: int, batches: int, mix: str, s
     t0 = datetime.fromisoformat(end) + timedelta(seconds=1)
     stream = span_stream(size * batches, t0, seed, mix)
     times = []
+    cpu = []
     inserted = 0
     for b in range(batches):
         batch = stream.slice(b * size, size)
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         inserted += append_spans(con, batch)
         times.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
     assert inserted == stream.num_rows, "every span of the stream is new"
     median = statistics.median(times)
     return {
@@ -90,6 +92,9 @@ def measure(con: duckdb.DuckDBPyConnection, size: int, batches: int, mix: str, s
         "median_ms": round(median * 1000, 2),
         "min_ms": round(min(times) * 1000, 2),
         "us_per_span": round(median * 1e6 / size, 2),
+        # CPU of this process (all DuckDB threads): steadier than wall time on a shared machine
+        "cpu_ms": round(statistics.median(cpu) * 1000, 2),
+        "cpu_us_per_span": round(statistics.median(cpu) * 1e6 / size, 2),
         "spans_per_s": round(size / median),
     }
 
@@ -120,12 +125,16 @@ def run(db_path: Path, sizes: tuple[int, ...], spans_per_size: int, seed: int) -
 def print_table(r: dict[str, Any]) -> None:
     print(f"database: {r['db']}  stored spans: {r['stored_spans']:,}")
     print(f"connect + migrate: {r['connect_and_migrate_s']} s")
-    print(f"{'mix':<10}{'batch':>8}{'batches':>9}{'median ms':>11}{'µs/span':>10}{'spans/s':>12}")
+    print(
+        f"{'mix':<10}{'batch':>8}{'batches':>9}{'median ms':>11}{'µs/span':>10}{'spans/s':>12}"
+        f"{'CPU ms':>10}{'CPU µs/span':>13}"
+    )
     for key, a in r["append"].items():
         mix = key.split("_")[0]
         print(
             f"{mix:<10}{a['batch_spans']:>8}{a['batches']:>9}{a['median_ms']:>11.2f}"
-            f"{a['us_per_span']:>10.2f}{a['spans_per_s']:>12,}"
+            f"{a['us_per_span']:>10.2f}{a['spans_per_s']:>12,}{a['cpu_ms']:>10.2f}"
+            f"{a['cpu_us_per_span']:>13.2f}"
         )
     before, after = r["load_average"], r["load_average_after"]
     print(f"load average before {before[0]:.2f}, after {after[0]:.2f}")

@@ -1,16 +1,13 @@
 -- Tables trace_usage and trace_usage_parts: the per-trace summary behind usage_by_trace,
--- maintained when spans are appended, because grouping 10 M spans by trace at query time
--- takes seconds.
---   trace_usage_parts  one row per (append, trace): what the rows NEW in that append add to
---                      the trace (queries.store.append_spans inserts them in the same
---                      transaction, from trace_usage_of(); reprice adds cost corrections).
---                      Append-only, so appending stays cheap.
---   trace_usage        one row per trace: the parts already folded together. Every
---                      store.COMPACT_AT parts, append_spans folds the parts of the traces they
---                      touch into trace_usage and empties trace_usage_parts.
--- usage_by_trace reads a trace_usage row as it is when the trace has no parts, else adds them
--- up. The columns are sums, minima or "any non-NULL value" so that parts add up exactly in any
--- order. Filled from the stored spans when this migration is applied (store.migrate).
+-- because grouping 10 M spans by trace at query time takes seconds.
+--   trace_usage        one row per trace: its usage as of the last fold. Every
+--                      store.FOLD_SPANS_AT appended spans, store.append_spans folds what was
+--                      added since (trace_usage_added) into it, in the same transaction.
+--   trace_usage_parts  additions that are not spans: the cost corrections of
+--                      `otel-tokens reprice` for calls already folded (calls = 0).
+-- What the spans appended since the last fold add is read from the spans themselves
+-- (unfolded_trace_usage, queries/018_span_batches.sql). usage_by_trace combines the three, so
+-- it is exact at every moment. Filled from the stored spans when applied (store.migrate).
 CREATE TABLE IF NOT EXISTS trace_usage (
     trace_id              VARCHAR NOT NULL,
     correlation_id        VARCHAR,          -- any non-NULL value of the trace's calls and roots
@@ -24,7 +21,7 @@ CREATE TABLE IF NOT EXISTS trace_usage (
     start_time            TIMESTAMPTZ,      -- min over the calls and roots
     end_time              TIMESTAMPTZ,      -- max over the calls and roots
     calls                 BIGINT NOT NULL,  -- LLM calls (is_llm_call)
-    input_tokens          BIGINT,           -- sums over the calls (NULL when none reported)
+    input_tokens          BIGINT,           -- sums over the calls (0 when none reported)
     output_tokens         BIGINT,
     cache_read_tokens     BIGINT,
     cache_creation_tokens BIGINT,

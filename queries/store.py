@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -117,7 +118,14 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
     if {"002_llm_call_columns", "003_is_llm_call"} & set(applied):
         # Which spans are calls (or where the columns) changed: walk every trace again.
         _in_transaction(con, _inherit_all_nodes)
-    if {"003_is_llm_call", "016_trace_usage", "017_trace_usage_of"} & set(applied):
+    if {
+        "003_is_llm_call",
+        "016_trace_usage",
+        "018_span_batches",
+        "019_unfolded_trace_usage",
+        "020_trace_usage_added",
+        "021_trace_usage_combined",
+    } & set(applied):
         # The per-trace summary is new, or what it counts changed: recount every stored span.
         _in_transaction(con, rebuild_trace_usage)
     return applied
@@ -145,14 +153,6 @@ SELECT count(*) FROM (
     SELECT 1 FROM spans
     WHERE start_time BETWEEN $lo AND $hi AND llm_call AND node IS NULL
       AND trace_id IN (SELECT trace_id FROM _incoming_spans)
-    LIMIT 1
-)
-"""
-
-_BATCH_HAS_ORPHANS = """
-SELECT count(*) FROM (
-    SELECT 1 FROM _incoming_spans
-    WHERE node IS NULL AND is_llm_call(operation, input_tokens, output_tokens)
     LIMIT 1
 )
 """
@@ -212,40 +212,52 @@ def _inherit_all_nodes(con: duckdb.DuckDBPyConnection) -> None:
     inherit_nodes(con, datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, tzinfo=UTC))
 
 
-#: How many rows ``trace_usage_parts`` may hold before ``append_spans`` folds them into
-#: ``trace_usage`` (see queries/016_trace_usage.sql). usage_by_trace adds the parts up at query
-#: time, cheap while they are few; folding scans trace_usage's trace ids (~1.4 M at 10 M spans),
-#: so it is paid once per this many parts instead of on every append.
-FOLD_PARTS_AT = 50_000
+#: How many spans may be appended after the last fold before ``append_spans`` folds them into
+#: ``trace_usage`` (see queries/018_span_batches.sql). usage_by_trace adds the unfolded spans up
+#: at query time, cheap while they are few; a fold costs a scan of trace_usage's trace ids
+#: (~1.4 M at 10 M spans), so it is paid once per this many spans instead of on every append.
+FOLD_SPANS_AT = 100_000
 
 
 def rebuild_trace_usage(con: duckdb.DuckDBPyConnection) -> None:
     """Recount ``trace_usage`` from every stored span (inside the caller's transaction)."""
     con.execute("DELETE FROM trace_usage_parts")
     con.execute("DELETE FROM trace_usage")
-    con.execute("INSERT INTO trace_usage BY NAME SELECT * FROM trace_usage_of('spans')")
+    con.execute("UPDATE trace_usage_state SET folded_through = -1")  # every span unfolded
+    last = con.execute("SELECT coalesce(max(appended_batch), 0) FROM spans").fetchall()[0][0]
+    fold_trace_usage(con, last)
 
 
-def fold_trace_usage(con: duckdb.DuckDBPyConnection) -> None:
-    """Fold ``trace_usage_parts`` into ``trace_usage`` (inside the caller's transaction): each
-    touched trace's row is replaced by the row plus its parts, and the parts are emptied."""
-    folded = con.sql("FROM trace_usage_with_parts").to_arrow_table()
+def fold_trace_usage(con: duckdb.DuckDBPyConnection, through_batch: int) -> None:
+    """Fold what was added to the traces (the spans appended up to batch ``through_batch`` and
+    the parts) into ``trace_usage``, inside the caller's transaction: each touched trace's row
+    is replaced by its combination with the additions."""
+    con.execute("CREATE OR REPLACE TEMP TABLE _added_traces AS FROM trace_usage_added")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "Arrow output makes a copy": of the touched rows only
+        folded = con.execute(
+            "DELETE FROM trace_usage WHERE trace_id IN (SELECT trace_id FROM _added_traces)"
+            " RETURNING *"
+        ).to_arrow_table()
     con.register("_folded_traces", folded)
     try:
         con.execute(
-            "DELETE FROM trace_usage WHERE trace_id IN (SELECT trace_id FROM _folded_traces)"
+            "INSERT INTO trace_usage BY NAME"
+            " FROM trace_usage_combined('_folded_traces', '_added_traces')"
         )
-        con.execute("INSERT INTO trace_usage BY NAME SELECT * FROM _folded_traces")
-        con.execute("DELETE FROM trace_usage_parts")
     finally:
         con.unregister("_folded_traces")
+    con.execute("DELETE FROM trace_usage_parts")
+    con.execute("UPDATE trace_usage_state SET folded_through = ?", [through_batch])
+    con.execute("DROP TABLE _added_traces")
 
 
 def record_cost_changes(
     con: duckdb.DuckDBPyConnection, new_costs: str, lo: datetime | str, hi: datetime | str
 ) -> None:
     """Before the stored ``cost_usd`` of some calls is replaced (inside the caller's
-    transaction): add to each trace's usage the difference, as a ``trace_usage_parts`` row.
+    transaction): add to each trace's usage the difference, as a ``trace_usage_parts`` row,
+    for the calls already folded into ``trace_usage`` (the unfolded ones are read as stored).
 
     ``new_costs`` names a relation of ``(trace_id, span_id, cost_usd)`` whose calls start
     between ``lo`` and ``hi``. The difference is taken against the values stored now, so
@@ -272,6 +284,8 @@ FROM (
     JOIN {new_costs} AS n ON s.trace_id = n.trace_id AND s.span_id = n.span_id
     WHERE s.start_time BETWEEN CAST($lo AS TIMESTAMPTZ) AND CAST($hi AS TIMESTAMPTZ)
       AND s.llm_call
+      -- folded: not in unfolded_trace_usage (queries/019_unfolded_trace_usage.sql)
+      AND s.appended_batch <= (SELECT folded_through FROM trace_usage_state)
     GROUP BY s.trace_id
 )
 WHERE cost_change <> 0 OR unpriced_change <> 0
@@ -324,28 +338,6 @@ def _first_of_each_key(batch: pa.Table) -> pa.Table:
     return batch.take(pc.take(rows, pc.sort_indices(rows)))  # keep arrival order
 
 
-def _already_stored(con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime) -> pa.Table:
-    """The keys of ``_incoming_spans`` that ``spans`` holds already (usually none)."""
-    return con.sql(
-        """
-        SELECT b.trace_id, b.span_id FROM _incoming_spans AS b
-        WHERE EXISTS (
-            SELECT 1 FROM spans AS s
-            WHERE s.start_time BETWEEN $lo AND $hi
-              AND s.trace_id = b.trace_id AND s.span_id = b.span_id
-        )
-        """,
-        params={"lo": lo, "hi": hi},
-    ).to_arrow_table()
-
-
-def _without(batch: pa.Table, keys: pa.Table) -> pa.Table:
-    def key(t: pa.Table) -> pa.Array:
-        return pc.binary_join_element_wise(t.column("trace_id"), t.column("span_id"), "/")
-
-    return batch.filter(pc.invert(pc.is_in(key(batch), value_set=key(keys))))
-
-
 def append_spans(con: duckdb.DuckDBPyConnection, batch: pa.Table) -> int:
     """Append a batch of spans in one transaction; returns how many rows were new.
 
@@ -354,11 +346,11 @@ def append_spans(con: duckdb.DuckDBPyConnection, batch: pa.Table) -> int:
     overlaps the batch (a re-sent span carries the same start time), so it stays cheap as the
     table grows instead of probing every stored span or keeping a large key index in memory.
 
-    In the same transaction, each new row gets ``llm_call`` (``is_llm_call()``); what the new
-    rows add to each trace goes to ``trace_usage_parts`` (folded into ``trace_usage`` every
-    ``FOLD_PARTS_AT`` parts); and the LLM calls of the batch's traces that carry no node get
-    ``inherited_node`` from their nearest ancestor (see ``_INHERIT_NODES``). The views read
-    these instead of recomputing them.
+    In the same transaction, each new row gets ``llm_call`` (``is_llm_call()``) and the
+    batch's number (``appended_batch``, which tells usage_by_trace what it has not folded into
+    ``trace_usage`` yet; every ``FOLD_SPANS_AT`` spans the append folds them); and the LLM
+    calls of the batch's traces that carry no node get ``inherited_node`` from their nearest
+    ancestor (see ``_INHERIT_NODES``). The views read these instead of recomputing them.
     """
     if batch.num_rows == 0:
         return 0
@@ -372,41 +364,53 @@ def append_spans(con: duckdb.DuckDBPyConnection, batch: pa.Table) -> int:
     try:
         con.execute("BEGIN TRANSACTION")
         try:
-            # The duplicate check runs once, before anything is written: the rows inserted
-            # below and the usage they add are then exactly the new ones.
-            stored = _already_stored(con, lo, hi)
-            if stored.num_rows:
-                batch = _without(batch, stored)
-                con.unregister("_incoming_spans")
-                con.register("_incoming_spans", batch)
-            if batch.num_rows:
-                _insert_new_rows(con, lo, hi)
+            appended_batch, folded_through = con.execute(_NEXT_BATCH).fetchall()[0]
+            row = con.execute(
+                _INSERT_NEW_ROWS, {"lo": lo, "hi": hi, "batch": appended_batch}
+            ).fetchone()
+            inserted = int(row[0]) if row else 0
+            if inserted:
+                _after_insert(con, lo, hi, appended_batch, folded_through)
             con.execute("COMMIT")
         except Exception:
             con.execute("ROLLBACK")
             raise
     finally:
         con.unregister("_incoming_spans")
-    return batch.num_rows
+    return inserted
 
 
-def _insert_new_rows(con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime) -> None:
-    """Write ``_incoming_spans`` (rows not stored yet) and what follows from them."""
-    con.execute(
-        "INSERT INTO spans BY NAME SELECT *,"
-        " is_llm_call(operation, input_tokens, output_tokens) AS llm_call FROM _incoming_spans"
-    )
-    con.execute(
-        "INSERT INTO trace_usage_parts BY NAME SELECT * FROM trace_usage_of('_incoming_spans')"
-    )
+_NEXT_BATCH = """
+SELECT nextval('span_batches'), (SELECT folded_through FROM trace_usage_state)
+"""
+
+_INSERT_NEW_ROWS = """
+INSERT INTO spans BY NAME
+SELECT *, is_llm_call(operation, input_tokens, output_tokens) AS llm_call,
+       $batch AS appended_batch
+FROM _incoming_spans AS b
+WHERE NOT EXISTS (
+    SELECT 1 FROM spans AS s
+    WHERE s.start_time BETWEEN $lo AND $hi
+      AND s.trace_id = b.trace_id AND s.span_id = b.span_id
+)
+"""
+
+
+def _after_insert(
+    con: duckdb.DuckDBPyConnection,
+    lo: datetime,
+    hi: datetime,
+    appended_batch: int,
+    folded_through: int,
+) -> None:
+    """What follows from the new rows just inserted (those of ``_incoming_spans``)."""
     window = {"lo": lo - NODE_WINDOW, "hi": hi + NODE_WINDOW}
-    # A call of the batch without a node needs the walk anyway; otherwise a stored one may
-    # (an ancestor or a missing link of it may be in the batch): look before walking.
-    if (
-        con.execute(_BATCH_HAS_ORPHANS).fetchall()[0][0]
-        or con.execute(_HAS_ORPHANS, window).fetchall()[0][0]
-    ):
+    if con.execute(_HAS_ORPHANS, window).fetchall()[0][0]:
         inherit_nodes(con, window["lo"], window["hi"], "_incoming_spans")
-    parts = con.execute("SELECT count(*) FROM trace_usage_parts").fetchall()[0][0]
-    if parts >= FOLD_PARTS_AT:
-        fold_trace_usage(con)
+    # appended_batch only grows, so the row groups before the last fold are skipped here
+    unfolded = con.execute(
+        "SELECT count(*) FROM spans WHERE appended_batch > ?", [folded_through]
+    ).fetchall()[0][0]
+    if unfolded >= FOLD_SPANS_AT:
+        fold_trace_usage(con, appended_batch)

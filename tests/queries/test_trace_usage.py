@@ -1,4 +1,5 @@
-"""usage_by_trace reads a per-trace summary kept at append time (trace_usage + trace_usage_parts).
+"""usage_by_trace reads a per-trace summary kept at append time (trace_usage, the spans appended
+since its last fold, and trace_usage_parts).
 
 Each test builds the summary the way real traffic does (several batches, children before
 parents, re-sent spans, folds, reprice, an older database) and checks usage_by_trace to the
@@ -82,6 +83,23 @@ def assert_matches_spans(con: duckdb.DuckDBPyConnection) -> None:
     assert traces(con) == expected
 
 
+def unfolded_spans(con: duckdb.DuckDBPyConnection) -> int:
+    return int(
+        rows(
+            con,
+            "SELECT count(*) AS n FROM spans"
+            " WHERE appended_batch > (SELECT folded_through FROM trace_usage_state)",
+        )[0]["n"]
+    )
+
+
+def fold_everything(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("BEGIN TRANSACTION")
+    store.rebuild_trace_usage(con)
+    con.execute("COMMIT")
+    assert unfolded_spans(con) == 0
+
+
 def short(row: dict[str, Any]) -> tuple:
     return (
         row["calls"],
@@ -132,7 +150,10 @@ def test_a_trace_arriving_one_span_per_batch_adds_up_exactly(empty):
         "acme",
     )
     assert (a["start_time"], a["duration_ms"]) == (DAY_A, 500.0)
-    assert rows(empty, "SELECT count(*) AS n FROM trace_usage_parts WHERE trace_id = ?", [TRACE_A])
+    # read from the unfolded spans: nothing of trace A was folded into trace_usage yet
+    assert rows(empty, "SELECT count(*) AS n FROM trace_usage WHERE trace_id = ?", [TRACE_A]) == [
+        {"n": 0}
+    ]
     assert_matches_spans(empty)
 
 
@@ -182,16 +203,16 @@ def test_only_new_rows_count_when_spans_are_sent_again(con):
     assert_matches_spans(con)
 
 
-def test_folding_the_parts_changes_no_number(empty, monkeypatch):
-    monkeypatch.setattr(store, "FOLD_PARTS_AT", 2)
+def test_folding_changes_no_number(empty, monkeypatch):
+    monkeypatch.setattr(store, "FOLD_SPANS_AT", 2)
     for row in dataset.ROWS:
         append_spans(empty, dataset.table([row]))
     got = traces(empty)
     assert short(got[TRACE_A]) == (3, 600, 180, 780, Decimal("0.2501"), 1)
     assert got[TRACE_A]["root_span"] == "POST /chat"
     assert_matches_spans(empty)
-    # folded: one trace_usage row per trace, fewer than 2 parts left over
-    assert rows(empty, "SELECT count(*) AS n FROM trace_usage_parts") in ([{"n": 0}], [{"n": 1}])
+    # the twelfth append folded the last two spans: everything is in trace_usage, once
+    assert unfolded_spans(empty) == 0
     assert rows(empty, "SELECT count(*) AS n, count(DISTINCT trace_id) AS d FROM trace_usage") == [
         {"n": 3, "d": 3}
     ]
@@ -200,7 +221,7 @@ def test_folding_the_parts_changes_no_number(empty, monkeypatch):
 def test_any_arrival_order_and_batching_matches_the_spans(empty, monkeypatch):
     """A generated month of traces, shuffled (children often before parents), re-sent in part,
     in batches of random sizes that cut traces apart, folding now and then."""
-    monkeypatch.setattr(store, "FOLD_PARTS_AT", 300)
+    monkeypatch.setattr(store, "FOLD_SPANS_AT", 300)
     gen = duckdb.connect()
     spans = span_batch(
         gen,
@@ -225,12 +246,15 @@ def test_any_arrival_order_and_batching_matches_the_spans(empty, monkeypatch):
     assert rows(empty, "SELECT count(*) AS n FROM spans") == [{"n": spans.num_rows}]
     got = traces(empty)
     assert len(got) > 300
-    assert rows(empty, "SELECT count(*) AS n FROM trace_usage_parts")[0]["n"] < 300
+    assert 0 < unfolded_spans(empty) < 300  # folded now and then, not at every append
     assert_matches_spans(empty)
 
 
-def test_reprice_moves_the_trace_cost_with_the_calls(db_path: Path):
+@pytest.mark.parametrize("folded", [False, True], ids=["unfolded", "folded"])
+def test_reprice_moves_the_trace_cost_with_the_calls(db_path: Path, folded: bool):
     con = connect(db_path)
+    if folded:
+        fold_everything(con)
     book = PriceBook({"my-llama-70b": {"input": 1.0, "output": 2.0, "provider": "vllm"}})
     reprice(con, book)
     a = traces(con)[TRACE_A]
@@ -247,10 +271,13 @@ def test_reprice_moves_the_trace_cost_with_the_calls(db_path: Path):
     con.close()
 
 
-def test_reprice_to_no_price_gives_null_cost_not_zero(empty):
+@pytest.mark.parametrize("folded", [False, True], ids=["unfolded", "folded"])
+def test_reprice_to_no_price_gives_null_cost_not_zero(empty, folded: bool):
     # a call stored with a local price for a model no catalogue knows: repricing removes it
     call = {**trace_a_rows("a5")[0], "cost_usd": Decimal("0.5"), "cost_source": "local"}
     append_spans(empty, dataset.table([*trace_a_rows("a0"), call]))
+    if folded:
+        fold_everything(empty)
     assert short(traces(empty)[TRACE_A]) == (1, 300, 30, 330, Decimal("0.5"), 0)
     reprice(empty, PriceBook())
     assert short(traces(empty)[TRACE_A]) == (1, 300, 30, 330, None, 1)
