@@ -374,6 +374,19 @@ def bench_calls(url: str, calls: int, rounds: int) -> dict[str, Any]:
         "otel_tokens+metrics": paired_overhead(per_call, "otel_tokens+metrics", "none"),
         "inside": inside_over_pass("timed otel_tokens"),
         "inside_span_only": inside_over_pass("timed SDK span only"),
+        # Per round, ours over the SDK span alone: both slow down together when the machine
+        # is busy, so this ratio moves less than either figure.
+        "inside_over_span_only": spread(
+            [
+                (ours - cal) / (span - cal)
+                for ours, span, cal in zip(
+                    inside["timed otel_tokens"],
+                    inside["timed SDK span only"],
+                    inside["timed pass-through"],
+                    strict=True,
+                )
+            ]
+        ),
         "per_call": per_call,
         "errors": run["errors"],
     }
@@ -620,6 +633,11 @@ def report(calls: dict[str, Any], peers: dict[str, Any], parts: dict[str, float]
     print(_row("  otel_tokens+metrics overhead", calls["otel_tokens+metrics"], none))
     print(_row("  otel_tokens, read inside the call", calls["inside"], none))
     print(_row("  SDK span alone, read inside the call", calls["inside_span_only"], none))
+    ratio = calls["inside_over_span_only"]
+    print(
+        f"  otel_tokens / SDK span alone, per round: {ratio['median']:.2f} "
+        f"(p25 {ratio['p25']:.2f}, p75 {ratio['p75']:.2f})"
+    )
     for name, peer in peers.items():
         if "errors" in peer:
             print(f"{name:<38}unavailable: {peer['errors']}")
@@ -712,6 +730,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "otel_tokens_inside": calls["inside"],
         "otel_tokens_inside_share_of_call": calls["inside"]["median"] / calls["none"]["median"],
         "sdk_span_only_inside_us_per_call": calls["inside_span_only"]["median"],
+        "otel_tokens_over_sdk_span_only": calls["inside_over_span_only"]["median"],
         **parts,
         "openai_v2_overhead_us_per_call": v2.get("overhead", {}).get("median"),
         "peers": peers,
