@@ -235,33 +235,30 @@ def _span_only(tracer: Any) -> Callable[..., Any]:
 class TimedInside(Mode):
     """A wrapper whose own CPU is read from inside the call.
 
-    ``wrapper``: ``ours``, ``span`` (an SDK span and nothing else: the floor for any
-    instrumentation that makes spans) or ``pass`` (pass-through, the calibration). The clock is
-    read when the wrapt wrapper is entered and left, and around the SDK method it calls;
-    ``inside_s`` accumulates the wrapper's time minus the SDK's.
+    ``instrumented``: the mode of an instrumentation (ours, openai-v2); the wrapper it installs
+    on ``Completions.create`` is timed. Without it, ``span`` times a wrapper that only opens an
+    SDK span (the floor for any instrumentation that makes spans) and ``pass`` a pass-through
+    (the calibration). The clock is read when the wrapper is entered and left, and around the
+    SDK method it calls; ``inside_s`` accumulates the wrapper's time minus the SDK's.
     """
 
-    def __init__(self, name: str, wrapper: str) -> None:
+    def __init__(self, name: str, wrapper: str = "", instrumented: Mode | None = None) -> None:
         super().__init__(name)
         self.wrapper = wrapper
+        self.instrumented = instrumented
 
     def setup(self) -> None:
         import wrapt
         from openai.resources.chat.completions.completions import Completions
 
-        from otel_tokens import metrics
-        from otel_tokens.auto import add_stamping_processor
-        from otel_tokens.instrumentation.openai import patch
-
-        tracer_provider, _ = fresh_providers()
-        add_stamping_processor(tracer_provider)
-        metrics.use_meter_provider(None)
-        tracer = tracer_provider.get_tracer("bench")
-        wrapper = {
-            "ours": lambda: patch.create(tracer, "chat"),
-            "span": lambda: _span_only(tracer),
-            "pass": lambda: _pass_through,
-        }[self.wrapper]()
+        if self.instrumented is not None:
+            self.instrumented.setup()
+            installed = Completions.__dict__["create"]
+            wrapper, original = installed._self_wrapper, installed.__wrapped__
+        else:
+            tracer = fresh_providers()[0].get_tracer("bench")
+            wrapper = _span_only(tracer) if self.wrapper == "span" else _pass_through
+            original = Completions.__dict__["create"]
         mode = self
 
         def timed(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
@@ -281,23 +278,33 @@ class TimedInside(Mode):
             finally:
                 mode.inside_s += clock() - entered - sdk
 
-        self.original = Completions.__dict__["create"]
+        self.replaced = Completions.__dict__["create"]
         self.cls: Any = Completions
-        Completions.create = wrapt.FunctionWrapper(self.original, timed)  # type: ignore[method-assign]
+        Completions.create = wrapt.FunctionWrapper(original, timed)  # type: ignore[method-assign]
 
     def teardown(self) -> None:
-        self.cls.create = self.original
+        self.cls.create = self.replaced
+        if self.instrumented is not None:
+            self.instrumented.teardown()
 
 
 class OfficialV2(Mode):
     """``opentelemetry-instrumentation-openai-v2`` (only in its own venv, see PEERS)."""
 
+    def __init__(self, name: str, with_metrics: bool) -> None:
+        super().__init__(name)
+        self.with_metrics = with_metrics
+
     def setup(self) -> None:
         from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
+        from opentelemetry.metrics import NoOpMeterProvider
 
         tracer_provider, meter_provider = fresh_providers()
         self.instrumentor = OpenAIInstrumentor()
-        self.instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+        self.instrumentor.instrument(
+            tracer_provider=tracer_provider,
+            meter_provider=meter_provider if self.with_metrics else NoOpMeterProvider(),
+        )
 
     def teardown(self) -> None:
         self.instrumentor.uninstrument()
@@ -345,6 +352,30 @@ def paired_overhead(per_call: dict[str, list[float]], name: str, base: str) -> d
     return spread([a - b for a, b in zip(per_call[name], per_call[base], strict=True)])
 
 
+def timed_modes(name: str, instrumented: Mode) -> list[Mode]:
+    """Calibration, SDK-span floor and ``instrumented``, each read from inside the call."""
+    return [
+        TimedInside("timed pass-through", "pass"),
+        TimedInside("timed SDK span only", "span"),
+        TimedInside(f"timed {name}", instrumented=instrumented),
+    ]
+
+
+def read_inside(inside: dict[str, list[float]], name: str) -> dict[str, dict[str, float]]:
+    """In-call CPU of ``name`` and of the SDK span alone (minus the calibration), and their
+    per-round ratio: both slow down together when the machine is busy, so the ratio moves less.
+    """
+    calibration = inside["timed pass-through"]
+    ours, span = inside[f"timed {name}"], inside["timed SDK span only"]
+    return {
+        "inside": spread([a - c for a, c in zip(ours, calibration, strict=True)]),
+        "inside_span_only": spread([s - c for s, c in zip(span, calibration, strict=True)]),
+        "inside_over_span_only": spread(
+            [(a - c) / (s - c) for a, s, c in zip(ours, span, calibration, strict=True)]
+        ),
+    }
+
+
 def bench_calls(url: str, calls: int, rounds: int) -> dict[str, Any]:
     import otel_tokens
 
@@ -353,9 +384,7 @@ def bench_calls(url: str, calls: int, rounds: int) -> dict[str, Any]:
         Mode("none (again)"),  # the noise floor: same code, measured as a separate mode
         Ours("otel_tokens", with_metrics=False),
         Ours("otel_tokens+metrics", with_metrics=True),
-        TimedInside("timed pass-through", "pass"),
-        TimedInside("timed SDK span only", "span"),
-        TimedInside("timed otel_tokens", "ours"),
+        *timed_modes("otel_tokens", Ours("otel_tokens", with_metrics=False)),
     ]
     with otel_tokens.usage_context(user_id="bench-user", correlation_id="bench"):
         with otel_tokens.node("bench_node"):
@@ -363,30 +392,12 @@ def bench_calls(url: str, calls: int, rounds: int) -> dict[str, Any]:
     per_call = run["per_call"]
     inside = run["inside"]
 
-    def inside_over_pass(name: str) -> dict[str, float]:
-        calibration = inside["timed pass-through"]
-        return spread([a - b for a, b in zip(inside[name], calibration, strict=True)])
-
     return {
         "none": spread(per_call["none"]),
         "noise_floor": paired_overhead(per_call, "none (again)", "none"),
         "otel_tokens": paired_overhead(per_call, "otel_tokens", "none"),
         "otel_tokens+metrics": paired_overhead(per_call, "otel_tokens+metrics", "none"),
-        "inside": inside_over_pass("timed otel_tokens"),
-        "inside_span_only": inside_over_pass("timed SDK span only"),
-        # Per round, ours over the SDK span alone: both slow down together when the machine
-        # is busy, so this ratio moves less than either figure.
-        "inside_over_span_only": spread(
-            [
-                (ours - cal) / (span - cal)
-                for ours, span, cal in zip(
-                    inside["timed otel_tokens"],
-                    inside["timed SDK span only"],
-                    inside["timed pass-through"],
-                    strict=True,
-                )
-            ]
-        ),
+        **read_inside(inside, "otel_tokens"),
         "per_call": per_call,
         "errors": run["errors"],
     }
@@ -397,7 +408,13 @@ def peer_worker(name: str, url: str, calls: int, rounds: int) -> dict[str, Any]:
     import openai
     from opentelemetry import trace
 
-    modes = [Mode("none"), Mode("none (again)"), OfficialV2(name)]
+    modes = [
+        Mode("none"),
+        Mode("none (again)"),
+        OfficialV2(name, with_metrics=False),
+        OfficialV2(f"{name}+metrics", with_metrics=True),
+        *timed_modes(name, OfficialV2(name, with_metrics=False)),
+    ]
     # A recording parent span, as the ``node`` span is for ours.
     with trace.get_tracer("bench").start_as_current_span("bench_node"):
         run = run_rounds(url, modes, calls, rounds)
@@ -409,6 +426,8 @@ def peer_worker(name: str, url: str, calls: int, rounds: int) -> dict[str, Any]:
         "none": spread(per_call["none"]),
         "noise_floor": paired_overhead(per_call, "none (again)", "none"),
         "overhead": paired_overhead(per_call, name, "none"),
+        "overhead_metrics": paired_overhead(per_call, f"{name}+metrics", "none"),
+        **read_inside(run["inside"], name),
         "per_call": per_call,
         "load_average": load_average(),
     }
@@ -622,6 +641,17 @@ def _row(label: str, s: dict[str, float], call: dict[str, float] | None = None) 
     return f"{label:<38}{s['median']:>9.1f}{s['p25']:>9.1f}{s['p75']:>9.1f}{share}"
 
 
+def _print_inside(name: str, figures: dict[str, Any]) -> None:
+    none = figures["none"]
+    print(_row(f"  {name}, read inside the call", figures["inside"], none))
+    print(_row("  SDK span alone, read inside the call", figures["inside_span_only"], none))
+    ratio = figures["inside_over_span_only"]
+    print(
+        f"  {name} / SDK span alone, per round: {ratio['median']:.2f} "
+        f"(p25 {ratio['p25']:.2f}, p75 {ratio['p75']:.2f})"
+    )
+
+
 def report(calls: dict[str, Any], peers: dict[str, Any], parts: dict[str, float]) -> None:
     none = calls["none"]
     print(
@@ -631,13 +661,7 @@ def report(calls: dict[str, Any], peers: dict[str, Any], parts: dict[str, float]
     print(_row("  noise floor (same code again)", calls["noise_floor"], none))
     print(_row("  otel_tokens overhead", calls["otel_tokens"], none))
     print(_row("  otel_tokens+metrics overhead", calls["otel_tokens+metrics"], none))
-    print(_row("  otel_tokens, read inside the call", calls["inside"], none))
-    print(_row("  SDK span alone, read inside the call", calls["inside_span_only"], none))
-    ratio = calls["inside_over_span_only"]
-    print(
-        f"  otel_tokens / SDK span alone, per round: {ratio['median']:.2f} "
-        f"(p25 {ratio['p25']:.2f}, p75 {ratio['p75']:.2f})"
-    )
+    _print_inside("otel_tokens", calls)
     for name, peer in peers.items():
         if "errors" in peer:
             print(f"{name:<38}unavailable: {peer['errors']}")
@@ -645,6 +669,8 @@ def report(calls: dict[str, Any], peers: dict[str, Any], parts: dict[str, float]
         print(_row(f"{name}: un-instrumented (openai {peer['openai_version']})", peer["none"]))
         print(_row("  noise floor (same code again)", peer["noise_floor"], peer["none"]))
         print(_row(f"  {name} overhead", peer["overhead"], peer["none"]))
+        print(_row(f"  {name}+metrics overhead", peer["overhead_metrics"], peer["none"]))
+        _print_inside(name, peer)
     for name, error in calls["errors"].items():
         print(f"{name:<34}unavailable: {error}")
     print(
@@ -733,6 +759,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "otel_tokens_over_sdk_span_only": calls["inside_over_span_only"]["median"],
         **parts,
         "openai_v2_overhead_us_per_call": v2.get("overhead", {}).get("median"),
+        "openai_v2_inside_us_per_call": v2.get("inside", {}).get("median"),
+        "openai_v2_over_sdk_span_only": v2.get("inside_over_span_only", {}).get("median"),
         "peers": peers,
         "unavailable": calls["errors"],
         **stamping,
