@@ -74,6 +74,8 @@ STEPS: tuple[Step, ...] = (
     Step("ingest_overload", "bench/ingest.py", args=("--overload",), smoke_args=("--overload",)),
     # views.py generates its 10 M-span database once (in the temp dir) and reuses it after.
     Step("views", "bench/views.py"),
+    # append_spans per span by batch size on a copy of views.py's database (run after it).
+    Step("append", "bench/append.py"),
     Step("pricing", "bench/pricing.py", optional=True),
 )
 

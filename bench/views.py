@@ -32,7 +32,7 @@ from generate import generate, span_batch
 
 from otel_tokens.query import Database
 from otel_tokens.reports import find_traces, load_trace
-from queries.store import append_spans, connect, migrate
+from queries.store import FOLD_SPANS_AT, append_spans, connect, migrate
 
 USAGE_VIEWS = (
     "usage_by_user",
@@ -161,6 +161,7 @@ def measure_append(db_path: Path, batches: int = 10, size: int = 512) -> dict[st
             t = time.perf_counter()
             append_spans(con, batch)
             times.append(time.perf_counter() - t)
+        unfolded = _time_usage_by_trace_unfolded(con, gen, t0)
         con.close()
         gen.close()
     median = statistics.median(times)
@@ -168,7 +169,34 @@ def measure_append(db_path: Path, batches: int = 10, size: int = 512) -> dict[st
         "batch_spans": size,
         "median_ms": round(median * 1000, 1),
         "spans_per_s": round(size / median),
+        "usage_by_trace_unfolded": unfolded,
     }
+
+
+def _time_usage_by_trace_unfolded(
+    con: duckdb.DuckDBPyConnection, gen: duckdb.DuckDBPyConnection, t0: Any
+) -> dict[str, Any]:
+    """usage_by_trace when the most spans the appends leave unfolded (just under
+    ``FOLD_SPANS_AT``) are waiting: the view's worst case between two folds."""
+    folded = con.execute("SELECT folded_through FROM trace_usage_state").fetchall()[0][0]
+    waiting = con.execute(
+        "SELECT count(*) FROM spans WHERE appended_batch > ?", [folded]
+    ).fetchall()[0][0]
+    first = 10_000
+    while waiting < FOLD_SPANS_AT - 20_000:
+        batch = span_batch(
+            gen,
+            seed=988,
+            first_trace=first,
+            last_trace=first + 2_000,
+            t0=t0,
+            step_us=1000.0,
+            limit=min(16_384, FOLD_SPANS_AT - 1 - waiting),
+        )
+        first += 2_000
+        waiting += append_spans(con, batch)
+    cold, warm, rows = _timed(lambda: _read_all(con, "SELECT * FROM usage_by_trace"), 3)
+    return {"unfolded_spans": waiting, "rows": rows, "cold_s": round(cold, 3), "s": round(warm, 3)}
 
 
 def print_table(r: dict[str, Any]) -> None:
@@ -192,6 +220,11 @@ def print_table(r: dict[str, Any]) -> None:
     print(
         f"append_spans, {a['batch_spans']}-span batch: {a['median_ms']} ms median "
         f"({a['spans_per_s']:,} spans/s, one writer)"
+    )
+    u = a["usage_by_trace_unfolded"]
+    print(
+        f"usage_by_trace with {u['unfolded_spans']:,} spans not yet folded: {u['s']} s median"
+        f" (cold {u['cold_s']} s)"
     )
     ok = "yes" if r["bytes_per_span"] <= BYTES_PER_SPAN_TARGET else "NO"
     print(

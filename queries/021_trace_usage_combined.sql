@@ -25,4 +25,8 @@ SELECT
     coalesce(f.cost_usd, 0) + a.cost_usd AS cost_usd,
     coalesce(f.unpriced_calls, 0) + a.unpriced_calls AS unpriced_calls
 FROM query_table(added) AS a
-LEFT JOIN query_table(folded) AS f ON f.trace_id = a.trace_id;
+LEFT JOIN (
+    -- the folded rows of these traces first: the join then hashes the few added traces, not
+    -- every folded row (DuckDB cannot tell which side is small and chose wrong: +0.3 s)
+    SELECT * FROM query_table(folded) WHERE trace_id IN (SELECT trace_id FROM query_table(added))
+) AS f ON f.trace_id = a.trace_id;

@@ -69,3 +69,21 @@ def test_view_benchmark_smoke(tmp_path):
     assert doc["trace_lookup"]["spans"] > 1
     assert doc["bytes_per_span"] > 0
     assert "usage_by_user" in result.stdout
+
+
+def test_append_benchmark_smoke(tmp_path):
+    out = tmp_path / "append.json"
+    result = subprocess.run(
+        [sys.executable, "bench/append.py", "--smoke", "--json", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(out.read_text())["append"]
+    assert doc["stored_spans"] == 20_000
+    runs = doc["append"]
+    assert {"foreign_512", "plugin_512", "foreign_2048", "plugin_2048"} <= set(runs)
+    assert all(r["us_per_span"] > 0 and r["batches"] >= 3 for r in runs.values())
+    assert "µs/span" in result.stdout
