@@ -146,12 +146,15 @@ def _in_transaction(con: duckdb.DuckDBPyConnection, work: Callable[[Any], None])
 #: for 24 h per batch at 10 M spans); a node step lasting longer than this is unusual.
 NODE_WINDOW = timedelta(hours=6)
 
-# Is there any call without a node of its own in the batch's traces? When not (every call
-# stamped by the otel_tokens plugin carries its node), the walk has nothing to do.
+# Is there any call without a node of its own, and none inherited yet, in the batch's traces?
+# When not (every call stamped by the otel_tokens plugin carries its node), the walk has nothing
+# to do. A call that inherited a node keeps it for good: the spans linking it to that ancestor
+# are all stored, and a stored span never changes (a re-sent one is not stored again), so no
+# nearer node can appear; only calls still without one are looked at and walked.
 _HAS_ORPHANS = """
 SELECT count(*) FROM (
     SELECT 1 FROM spans
-    WHERE start_time BETWEEN $lo AND $hi AND llm_call AND node IS NULL
+    WHERE start_time BETWEEN $lo AND $hi AND llm_call AND node IS NULL AND inherited_node IS NULL
       AND trace_id IN (SELECT trace_id FROM _incoming_spans)
     LIMIT 1
 )
@@ -174,7 +177,7 @@ FROM (
     orphans AS (
         SELECT row_id, trace_id, span_id, parent_span_id, inherited_node
         FROM tree
-        WHERE node IS NULL AND llm_call
+        WHERE node IS NULL AND llm_call AND inherited_node IS NULL
     ),
     walk(trace_id, call_span_id, next_span_id, node, depth) AS (
         SELECT trace_id, span_id, parent_span_id, NULL::VARCHAR, 0
