@@ -731,7 +731,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parts = bench_breakdown(args.calls * 10, max(3, args.rounds // 3))
     report(calls, peers, parts)
     ours = calls["otel_tokens"]["median"]
-    print(f"otel_tokens overhead {ours:.1f} µs/call end to end (target ≤ {TARGET_CALL_US:.0f})")
+    inside = calls["inside"]["median"]
+    # The end-to-end median alone can land under the target by noise (see the noise floor);
+    # the target counts as met only when the in-call reading agrees.
+    meets_call_target = ours <= TARGET_CALL_US and inside <= TARGET_CALL_US
+    print(
+        f"otel_tokens overhead {ours:.1f} µs/call end to end, {inside:.1f} µs read inside the "
+        f"call (target ≤ {TARGET_CALL_US:.0f}: {'met' if meets_call_target else 'missed'})"
+    )
     print(
         f"stamping: {stamping['stamping_us_per_span']:.2f} µs/span "
         f"(span start+end {stamping['span_off_us']:.2f} -> {stamping['span_on_us']:.2f} µs; "
@@ -766,7 +773,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         **stamping,
         "target_call_us": TARGET_CALL_US,
         "target_span_us": TARGET_SPAN_US,
-        "meets_call_target": ours <= TARGET_CALL_US,
+        "meets_call_target": meets_call_target,
         "meets_span_target": stamping["stamping_us_per_span"] <= TARGET_SPAN_US,
         "per_call": calls["per_call"],
     }
