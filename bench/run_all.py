@@ -113,7 +113,7 @@ TARGETS: tuple[Target, ...] = (
         ("ingest.collector_tree_peak_pss_mb",),
         "<=",
         400,
-        "MB RSS",
+        "MB",
     ),
     Target(
         "nothing acknowledged lost under overload",

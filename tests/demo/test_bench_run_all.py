@@ -45,7 +45,7 @@ def test_figures_are_compared_with_their_targets(tmp_path: Path) -> None:
         )
     )
     (tmp_path / "ingest.json").write_text(json.dumps({"ingest": {"accepted_spans_per_s": 61234}}))
-    overload = {"collector_peak_rss_mb_during_load": 512.0, "acknowledged_but_missing_requests": 0}
+    overload = {"collector_tree_peak_pss_mb": 512.0, "acknowledged_but_missing_requests": 0}
     (tmp_path / "ingest_overload.json").write_text(json.dumps({"ingest": overload}))
     out = tmp_path / "RESULTS.md"
     proc = _collate(tmp_path, out)
@@ -53,7 +53,7 @@ def test_figures_are_compared_with_their_targets(tmp_path: Path) -> None:
     assert "42.5 µs | **met**" in _row(text, "plugin overhead per LLM call")
     assert "2.7 µs | **missed**" in _row(text, "stamping overhead")
     assert "61,234 spans/s | **met**" in _row(text, "collector ingest")
-    assert "512 MB RSS | **missed**" in _row(text, "collector memory")
+    assert "512 MB | **missed**" in _row(text, "collector memory")
     assert "**met**" in _row(text, "nothing acknowledged lost")
     # views.json is absent: its targets are reported, not dropped, and the run says it failed.
     assert "not measured" in _row(text, "`trace` lookup by correlation id")
