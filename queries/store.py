@@ -150,15 +150,29 @@ NODE_WINDOW = timedelta(hours=6)
 # When not (every call stamped by the otel_tokens plugin carries its node), the walk has nothing
 # to do. A call that inherited a node keeps it for good: the spans linking it to that ancestor
 # are all stored, and a stored span never changes (a re-sent one is not stored again), so no
-# nearer node can appear; only calls still without one are looked at and walked.
+# nearer node can appear; only calls still without one are looked at and walked. Those calls
+# are listed in calls_awaiting_node (queries/023_calls_awaiting_node.sql), so this reads that
+# small table, not the spans of the last hours.
 _HAS_ORPHANS = """
 SELECT count(*) FROM (
-    SELECT 1 FROM spans
-    WHERE start_time BETWEEN $lo AND $hi AND llm_call AND node IS NULL AND inherited_node IS NULL
-      AND trace_id IN (SELECT trace_id FROM _incoming_spans)
+    SELECT 1 FROM calls_awaiting_node
+    WHERE start_time BETWEEN $lo AND $hi AND trace_id IN (SELECT trace_id FROM _incoming_spans)
     LIMIT 1
 )
 """
+
+# The stored calls without a node of their own and none inherited; for each append, only its
+# new rows (appended_batch only grows: only the last row groups are read).
+_AWAITING = """
+INSERT INTO calls_awaiting_node
+SELECT trace_id, span_id, start_time FROM spans
+WHERE llm_call AND node IS NULL AND inherited_node IS NULL {new_rows}
+"""
+
+#: How long after its start a call without a node is still awaited (relative to the newest
+#: batch): a parent node span arriving later than this does not reach it. Bounds
+#: calls_awaiting_node when an application has no nodes at all.
+AWAIT_NODE_FOR = timedelta(hours=24)
 
 # The ancestor walk behind llm_calls.node: for every LLM call without a node of its own in the
 # traces in {scope} (and starting between $lo and $hi), the node of the nearest
@@ -198,6 +212,7 @@ FROM (
     WHERE o.inherited_node IS DISTINCT FROM f.node
 ) AS r
 WHERE s.rowid = r.row_id
+RETURNING s.trace_id, s.span_id
 """
 
 
@@ -205,13 +220,29 @@ def inherit_nodes(
     con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime, scope: str | None = None
 ) -> None:
     """Run the ancestor walk (inside the caller's transaction) over the spans starting in
-    [lo, hi] of the traces that relation ``scope`` lists (a registered batch), or all traces."""
+    [lo, hi] of the traces that relation ``scope`` lists (a registered batch), or all traces;
+    the calls it gives a node leave ``calls_awaiting_node``."""
     where = f"AND trace_id IN (SELECT trace_id FROM {scope})" if scope else ""
-    con.execute(_INHERIT_NODES.format(scope=where), {"lo": lo, "hi": hi})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "Arrow output makes a copy": of the resolved keys only
+        resolved: pa.Table = con.execute(
+            _INHERIT_NODES.format(scope=where), {"lo": lo, "hi": hi}
+        ).to_arrow_table()
+    if resolved.num_rows:
+        con.register("_resolved_calls", resolved)
+        try:
+            con.execute(
+                "DELETE FROM calls_awaiting_node AS a USING _resolved_calls AS r"
+                " WHERE a.trace_id = r.trace_id AND a.span_id = r.span_id"
+            )
+        finally:
+            con.unregister("_resolved_calls")
 
 
 def _inherit_all_nodes(con: duckdb.DuckDBPyConnection) -> None:
     """Fill ``inherited_node`` for every stored call (after migrations 002 or 003 changed)."""
+    con.execute("DELETE FROM calls_awaiting_node")
+    con.execute(_AWAITING.format(new_rows=""))
     inherit_nodes(con, datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, tzinfo=UTC))
 
 
@@ -410,8 +441,11 @@ def _after_insert(
 ) -> None:
     """What follows from the new rows just inserted (those of ``_incoming_spans``)."""
     window = {"lo": lo - NODE_WINDOW, "hi": hi + NODE_WINDOW}
+    con.execute(_AWAITING.format(new_rows="AND appended_batch = $batch"), {"batch": appended_batch})
     if con.execute(_HAS_ORPHANS, window).fetchall()[0][0]:
         inherit_nodes(con, window["lo"], window["hi"], "_incoming_spans")
+    oldest = hi - AWAIT_NODE_FOR
+    con.execute("DELETE FROM calls_awaiting_node WHERE start_time < ?", [oldest])
     # appended_batch only grows, so the row groups before the last fold are skipped here
     unfolded = con.execute(
         "SELECT count(*) FROM spans WHERE appended_batch > ?", [folded_through]
