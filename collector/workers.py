@@ -26,8 +26,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from collector.exporters.duckdb import rows_to_table
 from collector.receivers import decode
+from collector.rows import rows_to_table
 
 log = logging.getLogger("otel_tokens.collector")
 

@@ -8,16 +8,11 @@ would stall a commit while the WAL is merged into the file, are pushed out to
 
 from __future__ import annotations
 
-import json
-import math
-import operator
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -27,26 +22,7 @@ from queries import store
 
 TYPE = "duckdb"
 
-_TS_NS = pa.timestamp("ns", tz="UTC")
-_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-# The C encoder called directly skips JSONEncoder.encode's Python layers: ~2x faster per span.
-_C_ENCODE = getattr(json.encoder, "c_make_encoder", None)
-_c_encoder = (
-    _C_ENCODE(None, None, json.encoder.encode_basestring, None, ":", ",", False, False, False)
-    if _C_ENCODE is not None
-    else None
-)
-
-
-def _DUMPS(value: Any) -> str:
-    if _c_encoder is None:
-        return _ENCODER.encode(value)
-    return "".join(_c_encoder(value, 0))
-
-
-_TIME_COLUMNS = ("start_time", "end_time", "received_at")
 _TOKEN_KINDS = ("input", "output", "cache_read", "cache_creation", "reasoning")
-_JSON_COLUMNS = ("attributes", "resource_attributes")
 
 
 @dataclass
@@ -74,116 +50,6 @@ class Config:
 
 def create_default_config() -> Config:
     return Config()
-
-
-# --- rows → Arrow (shared with the parquet exporter) -------------------------------------------
-
-
-def _json_safe(value: Any) -> Any:
-    """Make a value JSON-serialisable: non-finite floats and odd types become strings."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if value is None or isinstance(value, str | int | bool):
-        return value
-    if isinstance(value, bytes):
-        return value.hex()
-    return str(value)
-
-
-def _dump(value: Any) -> str | None:
-    if value is None:
-        return None
-    try:
-        return _DUMPS(value)
-    except (TypeError, ValueError, OverflowError, RecursionError):
-        return _ENCODER.encode(_json_safe(value))
-
-
-def _clean_text(value: Any) -> Any:
-    # Strings from OTLP/JSON may carry lone surrogates, which are not valid UTF-8.
-    if isinstance(value, str):
-        return value.encode("utf-8", "replace").decode("utf-8")
-    return value
-
-
-def _coerce_one(value: Any, type_: pa.DataType) -> Any:
-    """Slow path for a column a processor filled with an unexpected type: coerce or NULL."""
-    if value is None:
-        return None
-    try:
-        if pa.types.is_string(type_):
-            return _clean_text(value if isinstance(value, str) else str(value))
-        if pa.types.is_integer(type_):
-            if isinstance(value, bool):
-                return int(value)
-            f = float(value)
-            return int(f) if math.isfinite(f) and abs(f) < 2**63 else None
-        if pa.types.is_floating(type_):
-            return float(value)
-        if pa.types.is_boolean(type_):
-            if isinstance(value, str):
-                return value.strip().lower() in ("true", "1", "yes")
-            return bool(value)
-        if pa.types.is_decimal(type_):
-            d = Decimal(str(value))
-            return d if d.is_finite() and abs(d) < Decimal(10) ** 8 else None
-    except (TypeError, ValueError, ArithmeticError):
-        return None
-    return None
-
-
-def _array(values: list[Any], type_: pa.DataType) -> pa.Array:
-    try:
-        if pa.types.is_decimal(type_):
-            return pa.array(values, pa.float64()).cast(type_, safe=False)
-        return pa.array(values, type_)
-    except (pa.ArrowException, TypeError, ValueError, OverflowError, UnicodeEncodeError):
-        fixed = [_coerce_one(v, type_) for v in values]
-        if pa.types.is_decimal(type_):
-            return pa.array(fixed, type_)
-        return pa.array(fixed, type_)
-
-
-_ROW_GETTER = operator.itemgetter(*store.SPAN_COLUMNS)
-
-
-def _columns(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    """Transpose rows into one tuple per column, in C (itemgetter + zip) rather than per cell."""
-    try:
-        return list(zip(*map(_ROW_GETTER, rows), strict=True))
-    except KeyError:  # a processor dropped a key: treat it as NULL
-        return [tuple(r.get(c) for r in rows) for c in store.SPAN_COLUMNS]
-
-
-def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
-    """Team interface 2 rows → an Arrow table with ``queries.store.SPANS_SCHEMA``."""
-    if not rows:
-        return store.SPANS_SCHEMA.empty_table()
-    arrays: list[pa.Array] = []
-    for f, values in zip(store.SPANS_SCHEMA, _columns(rows), strict=True):
-        name = f.name
-        if name in _TIME_COLUMNS:
-            arr = _array(list(values), pa.int64())
-            arrays.append(arr.cast(_TS_NS).cast(f.type, safe=False))
-        elif name == "resource_attributes":
-            # One resource's dict is shared by all its spans: serialise it once per batch.
-            cache: dict[int, str | None] = {}
-            out = []
-            for d in values:
-                key = id(d)
-                if key not in cache:
-                    cache[key] = _dump(d)
-                out.append(cache[key])
-            arrays.append(_array(out, f.type))
-        elif name == "attributes":
-            arrays.append(_array([_dump(d) for d in values], f.type))
-        else:
-            arrays.append(_array(list(values), f.type))
-    return pa.Table.from_arrays(arrays, schema=store.SPANS_SCHEMA)
 
 
 # --- the exporter -----------------------------------------------------------------------------

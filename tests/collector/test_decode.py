@@ -7,8 +7,8 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collector.exporters.duckdb import rows_to_table
 from collector.receivers import decode
+from collector.rows import rows_to_table
 from queries.store import SPAN_COLUMNS
 from tests.collector.otlp_requests import T0, json_request, protobuf_request, span_spec
 

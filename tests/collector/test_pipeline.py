@@ -10,10 +10,10 @@ import pytest
 import requests
 
 from collector.config import PipelineSpec
-from collector.exporters.duckdb import rows_to_table
 from collector.pipeline import ExportFailed, Pipeline
 from collector.processors import batch
 from collector.receivers import decode
+from collector.rows import rows_to_table
 from tests.collector.otlp_requests import protobuf_request, span_spec
 
 PB = {"Content-Type": "application/x-protobuf"}
