@@ -520,7 +520,7 @@ def main(argv: list[str] | None = None) -> int:
         "--workers",
         type=int,
         default=None,
-        help="the collector's service.workers (default: its own default, one per core)",
+        help="the collector's service.workers (default: its own default, one per core but one)",
     )
     ap.add_argument("--smoke", action="store_true", help="tiny run (a few seconds)")
     ap.add_argument("--json", metavar="PATH", help="also write the results as JSON")

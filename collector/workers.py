@@ -2,7 +2,7 @@
 
 This is the collector's CPU-heavy Python work, about 25 µs per span. Run in the request threads
 it shares one interpreter lock with the listeners and the DuckDB writer, which caps ingest at
-one core. With ``service.workers: N`` (default: one per core on a multi-core machine) it runs in
+one core. With ``service.workers: N`` (default: one per core but one) it runs in
 N worker processes instead: a request thread sends the body to a worker and gets back one Arrow
 IPC stream per pipeline, which it reads without copying. Workers are forked from a fork server
 that has already imported everything (so they start in milliseconds and share its memory pages),
@@ -260,6 +260,7 @@ def _sum_counters(
 
 
 def default_workers() -> int:
-    """One worker per core on a multi-core machine; none (request threads) on a single core."""
+    """One worker per core but one: the collector process itself keeps about a core busy (DuckDB
+    and the listeners). None on a single core, where the request threads do the work."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return cores if cores and cores > 1 else 0
+    return max(0, (cores or 1) - 1)

@@ -35,7 +35,7 @@ class Config:
     threads: int = 0  # DuckDB worker threads; 0 = DuckDB's default (all cores)
     # DuckDB memory_limit: without one DuckDB keeps freed buffers up to 80% of RAM, and the
     # collector's RSS only grows. Queries through the admin API spill to disk beyond it.
-    memory_limit: str = "256MB"  # "" = DuckDB's default
+    memory_limit: str = "128MB"  # "" = DuckDB's default
 
     def validate(self) -> None:
         if not self.path:
