@@ -67,9 +67,10 @@ class Target:
 
 
 STEPS: tuple[Step, ...] = (
-    # The openai client alone costs ~5 ms of CPU per call: 500 calls x 5 interleaved rounds
-    # x 5 modes keeps this step to about two minutes, with stable medians.
-    Step("instrumentation", "bench/instrumentation.py", args=("--calls", "500", "--rounds", "5")),
+    # The openai client alone costs ~2-3 ms of CPU per call: 200 calls x 9 interleaved rounds
+    # per mode keeps this step to a few minutes. The first full run also creates the openai-v2
+    # peer venv with pip (bench/peers/openai-v2.txt, about a minute).
+    Step("instrumentation", "bench/instrumentation.py", args=("--calls", "200", "--rounds", "9")),
     Step("ingest", "bench/ingest.py"),
     Step("ingest_overload", "bench/ingest.py", args=("--overload",), smoke_args=("--overload",)),
     # views.py generates its 10 M-span database once (in the temp dir) and reuses it after.
@@ -81,9 +82,11 @@ STEPS: tuple[Step, ...] = (
 
 TARGETS: tuple[Target, ...] = (
     Target(
+        # Read inside each real call (the wrapper's own CPU, the wrapped SDK call subtracted):
+        # the end-to-end difference has a noise floor of ±200 µs here (bench/instrumentation.py).
         "plugin overhead per LLM call (CPU) over an un-instrumented call",
         "instrumentation",
-        ("otel_tokens_overhead_us_per_call",),
+        ("otel_tokens_inside_us_per_call",),
         "<=",
         60,
         "µs",
@@ -171,10 +174,10 @@ RATIOS: tuple[Ratio, ...] = (
         "none_us_per_call",
     ),
     Ratio(
-        "overhead per call: official openai-v2 instrumentation / otel-tokens",
+        "in-call CPU over an SDK span alone (each in its own venv): openai-v2 / otel-tokens",
         "instrumentation",
-        "openai_v2_overhead_us_per_call",
-        "otel_tokens_overhead_us_per_call",
+        "openai_v2_over_sdk_span_only",
+        "otel_tokens_over_sdk_span_only",
     ),
     Ratio(
         "price lookup: raw genai-prices / cached PriceBook (SPEC §4: µs, not ~90 µs)",

@@ -39,7 +39,10 @@ def test_figures_are_compared_with_their_targets(tmp_path: Path) -> None:
                 "none_us_per_call": 400.0,
                 "otel_tokens_us_per_call": 442.5,
                 "otel_tokens_overhead_us_per_call": 42.5,
+                "otel_tokens_inside_us_per_call": 42.5,
+                "otel_tokens_over_sdk_span_only": 1.25,
                 "openai_v2_overhead_us_per_call": 205.0,
+                "openai_v2_over_sdk_span_only": 2.5,
                 "stamping_us_per_span": 2.7,
             }
         )
@@ -59,7 +62,7 @@ def test_figures_are_compared_with_their_targets(tmp_path: Path) -> None:
     assert "not measured" in _row(text, "`trace` lookup by correlation id")
     assert "3 met, 2 missed, 3 not measured." in text
     assert "| `openai_v2_overhead_us_per_call` | 205 |" in text  # every figure is listed
-    assert "| 205 / 42.5 | **4.82×** |" in text  # openai-v2 overhead / ours
+    assert "| 2.5 / 1.25 | **2.00×** |" in text  # openai-v2 / ours, each over its SDK span alone
     assert proc.returncode == 1 and "views: missing" in proc.stderr
 
 
