@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from tests.collector.otlp_requests import protobuf_request, span_spec
+from tests.support.processes import alive, descendants
 
 ROOT = Path(__file__).resolve().parents[2]
 PB = {"Content-Type": "application/x-protobuf"}
@@ -92,30 +93,6 @@ class Senders:
         return set(self.acked)
 
 
-def _descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(stat.parent.name))
-    out, todo = [], list(children.get(pid, []))
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo.extend(children.get(p, []))
-    return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
-
-
 def _stored(db: Path) -> set[str]:
     con = duckdb.connect(str(db), read_only=True)
     try:
@@ -130,15 +107,15 @@ def test_kill_9_during_load_loses_no_acknowledged_span(tmp_path):
     proc, url = _spawn(tmp_path, db)
     senders = Senders(url)
     senders.wait_for(2000)
-    helpers = _descendants(proc.pid)  # the fork server and the worker processes
+    helpers = descendants(proc.pid)  # the fork server and the worker processes
     assert len(helpers) >= 3
     os.kill(proc.pid, signal.SIGKILL)  # mid-load: requests are in flight right now
     proc.wait(30)
     acked = senders.finish()
     deadline = time.monotonic() + 10
-    while [p for p in helpers if _alive(p)] and time.monotonic() < deadline:
+    while [p for p in helpers if alive(p)] and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not [p for p in helpers if _alive(p)], "worker processes outlived the collector"
+    assert not [p for p in helpers if alive(p)], "worker processes outlived the collector"
     # Restart on the same file: DuckDB replays its write-ahead log; then stop cleanly.
     proc2, _ = _spawn(tmp_path, db)
     proc2.send_signal(signal.SIGTERM)

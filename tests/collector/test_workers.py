@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-from pathlib import Path
 
 import pytest
 import requests
@@ -13,6 +12,7 @@ import requests
 from collector import config as config_module
 from collector.config import ConfigError
 from tests.collector.otlp_requests import json_request, protobuf_request, span_spec
+from tests.support.processes import alive
 
 PB = {"Content-Type": "application/x-protobuf"}
 JS = {"Content-Type": "application/json"}
@@ -105,22 +105,14 @@ def test_a_killed_worker_is_replaced_and_nothing_acknowledged_is_lost(start_coll
     assert acked <= stored
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
-
-
 def test_workers_end_with_the_collector(start_collector):
     running = start_collector(workers=2)
     pids = _worker_pids(running)
     running.stop()
     deadline = time.monotonic() + 10
-    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not any(_alive(p) for p in pids)
+    assert not any(alive(p) for p in pids)
 
 
 @pytest.mark.parametrize("value", [-1, 65, "two", 1.5, True])

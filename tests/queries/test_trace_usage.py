@@ -309,18 +309,11 @@ def test_a_database_written_before_the_summary_is_filled_on_connect(tmp_path: Pa
     con.close()
 
 
-def test_a_changed_call_rule_recounts_the_summary(tmp_path: Path, monkeypatch):
+def test_a_changed_call_rule_recounts_the_summary(tmp_path: Path, edit_migration):
     con = connect(tmp_path / "m.duckdb")
     append_spans(con, dataset.table())
-    changed = tmp_path / "queries"
-    changed.mkdir()
-    for m in store.migrations():
-        text = m.sql
-        if m.name == "003_is_llm_call":
-            # invoke_agent spans count as calls now (trace C's agent span: 999 + 999 tokens)
-            text = text.replace("NOT IN ('invoke_agent', ", "NOT IN (")
-        (changed / f"{m.name}.sql").write_text(text)
-    monkeypatch.setattr(store, "QUERIES_DIR", changed)
+    # invoke_agent spans count as calls now (trace C's agent span: 999 + 999 tokens)
+    edit_migration("003_is_llm_call", "NOT IN ('invoke_agent', ", "NOT IN (")
     assert store.migrate(con) == ["003_is_llm_call"]
     c = traces(con)[TRACE_C]
     assert short(c) == (2, 1009, 1004, 2013, Decimal("0.01"), 1)

@@ -208,17 +208,10 @@ def test_migrations_are_idempotent(tmp_path: Path):
     con.close()
 
 
-def test_a_changed_view_is_reapplied_and_the_table_is_not(tmp_path: Path, monkeypatch):
+def test_a_changed_view_is_reapplied_and_the_table_is_not(tmp_path: Path, edit_migration):
     con = connect(tmp_path / "m.duckdb")
     append_spans(con, dataset.table())
-    changed = tmp_path / "queries"
-    changed.mkdir()
-    for m in store.migrations():
-        text = m.sql
-        if m.name.endswith("usage_by_job_type"):
-            text = text.replace("'interactive'", "'foreground'")
-        (changed / f"{m.name}.sql").write_text(text)
-    monkeypatch.setattr(store, "QUERIES_DIR", changed)
+    edit_migration("011_usage_by_job_type", "'interactive'", "'foreground'")
     assert [n for n in migrate(con)] == ["011_usage_by_job_type"]
     assert "foreground" in by(con, "usage_by_job_type", "job_type")
     assert rows(con, "SELECT count(*) AS n FROM spans") == [{"n": len(dataset.ROWS)}]
