@@ -162,6 +162,7 @@ def _prepare_in_worker(
 #: them.
 REQUESTS_PER_WORKER = 4
 QUEUE_WAIT = 1.0
+RETRY_START = 5.0  # seconds between attempts to start workers after a failed restart
 
 
 class WorkerPool:
@@ -179,6 +180,8 @@ class WorkerPool:
         self._counters: dict[int, dict[str, dict[str, dict[str, int]]]] = {}
         self._retired: dict[str, dict[str, dict[str, int]]] = {}
         self.restarts = 0
+        self._closed = False
+        self._failed_at = 0.0
 
     def start(self) -> None:
         self._executor = self._new_executor()
@@ -203,7 +206,13 @@ class WorkerPool:
     ) -> Prepared:
         executor = self._executor
         if executor is None:
-            raise WorkersUnavailable("the collector is shutting down")
+            # A restart failed (say, out of memory): try again, at most every RETRY_START s.
+            if self._closed or time.monotonic() - self._failed_at < RETRY_START:
+                raise WorkersUnavailable("no worker processes are running")
+            self._restart(None)
+            executor = self._executor
+            if executor is None:
+                raise WorkersUnavailable("no worker processes are running")
         if not self._room.acquire(timeout=QUEUE_WAIT):
             raise WorkersUnavailable("all worker processes are busy")
         try:
@@ -220,12 +229,13 @@ class WorkerPool:
         tables = [pa.ipc.open_stream(s).read_all() for s in streams]
         return Prepared(tables, spans, rejected, message)
 
-    def _restart(self, broken: ProcessPoolExecutor) -> None:
+    def _restart(self, broken: ProcessPoolExecutor | None) -> None:
         with self._lock:
-            if self._executor is not broken:
+            if self._executor is not broken or self._closed:
                 return  # another request thread restarted it already
-            log.error("a worker process died; starting new workers")
-            broken.shutdown(wait=False, cancel_futures=True)
+            log.error("worker processes are gone; starting new ones")
+            if broken is not None:
+                broken.shutdown(wait=False, cancel_futures=True)
             self._retired = _sum_counters([self._retired, *self._counters.values()])
             self._counters.clear()
             self.restarts += 1
@@ -234,6 +244,7 @@ class WorkerPool:
             except Exception:
                 log.exception("could not restart the worker processes")
                 self._executor = None
+                self._failed_at = time.monotonic()
 
     def counters(self) -> dict[str, dict[str, dict[str, int]]]:
         """Processor counters summed over the workers: {pipeline: {processor id: {name: n}}}."""
@@ -241,6 +252,7 @@ class WorkerPool:
 
     def shutdown(self) -> None:
         with self._lock:
+            self._closed = True
             executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)

@@ -123,3 +123,34 @@ def test_service_workers_must_be_a_small_whole_number(value, tmp_path):
     doc["service"]["workers"] = value
     with pytest.raises(ConfigError, match=r"service\.workers"):
         config_module.parse(doc)
+
+
+def test_workers_that_cannot_be_restarted_are_tried_again_later(monkeypatch):
+    from collector import workers
+    from collector.workers import WorkerPool, WorkersUnavailable
+
+    pool = WorkerPool([workers.StageSpec("traces", ())], 1)
+    pool.start()
+    try:
+        body = protobuf_request([span_spec()])
+        assert pool.prepare(["traces"], body, workers.PROTOBUF, 1).spans == 1
+        start = pool._new_executor
+
+        def cannot_start() -> None:  # as when the machine is out of memory
+            raise OSError("cannot fork")
+
+        monkeypatch.setattr(pool, "_new_executor", cannot_start)
+        assert pool._executor is not None
+        os.kill(next(iter(pool._executor._processes)), signal.SIGKILL)
+        with pytest.raises(WorkersUnavailable):
+            for _ in range(3):  # the death is noticed by the first request that finds it
+                pool.prepare(["traces"], body, workers.PROTOBUF, 1)
+                time.sleep(0.2)
+        assert pool._executor is None
+        with pytest.raises(WorkersUnavailable, match="no worker processes"):
+            pool.prepare(["traces"], body, workers.PROTOBUF, 1)  # too soon to try again
+        monkeypatch.setattr(pool, "_new_executor", start)
+        monkeypatch.setattr(workers, "RETRY_START", 0.0)
+        assert pool.prepare(["traces"], body, workers.PROTOBUF, 1).spans == 1
+    finally:
+        pool.shutdown()
