@@ -18,7 +18,7 @@ from collector import pipeline as pipeline_module
 from collector.admin import AdminListener
 from collector.config import CollectorConfig, ConfigError
 from collector.pipeline import Consumer, Pipeline, Stats, stage_specs
-from collector.workers import WorkerPool, default_workers
+from collector.workers import WorkerPool, default_workers, sum_counters
 
 log = logging.getLogger("otel_tokens.collector")
 
@@ -133,13 +133,9 @@ class Collector:
 
     def processor_counters(self, pipeline: Pipeline) -> dict[str, dict[str, int]]:
         """Counters by processor id, those of the worker processes included."""
-        out = pipeline.stage.counters()
-        if self.pool is not None:
-            for pid, values in self.pool.counters().get(pipeline.name, {}).items():
-                into = out.setdefault(pid, {})
-                for name, value in values.items():
-                    into[name] = into.get(name, 0) + value
-        return out
+        here = {pipeline.name: pipeline.stage.counters()}
+        workers = self.pool.counters() if self.pool is not None else {}
+        return sum_counters([here, workers]).get(pipeline.name, {})
 
 
 def _setup_logging(level: str) -> None:

@@ -236,7 +236,7 @@ class WorkerPool:
             log.error("worker processes are gone; starting new ones")
             if broken is not None:
                 broken.shutdown(wait=False, cancel_futures=True)
-            self._retired = _sum_counters([self._retired, *self._counters.values()])
+            self._retired = sum_counters([self._retired, *self._counters.values()])
             self._counters.clear()
             self.restarts += 1
             try:
@@ -248,7 +248,7 @@ class WorkerPool:
 
     def counters(self) -> dict[str, dict[str, dict[str, int]]]:
         """Processor counters summed over the workers: {pipeline: {processor id: {name: n}}}."""
-        return _sum_counters([self._retired, *list(self._counters.values())])
+        return sum_counters([self._retired, *list(self._counters.values())])
 
     def shutdown(self) -> None:
         with self._lock:
@@ -258,7 +258,7 @@ class WorkerPool:
             executor.shutdown(wait=True, cancel_futures=True)
 
 
-def _sum_counters(
+def sum_counters(
     reports: Sequence[dict[str, dict[str, dict[str, int]]]],
 ) -> dict[str, dict[str, dict[str, int]]]:
     out: dict[str, dict[str, dict[str, int]]] = {}

@@ -11,7 +11,4 @@ CREATE TABLE IF NOT EXISTS calls_awaiting_node (
     span_id    VARCHAR NOT NULL,
     start_time TIMESTAMPTZ NOT NULL
 );
-DELETE FROM calls_awaiting_node;  -- applied once; filled from what is stored
-INSERT INTO calls_awaiting_node
-SELECT trace_id, span_id, start_time FROM spans
-WHERE llm_call AND node IS NULL AND inherited_node IS NULL;
+-- Filled from the spans already stored by queries.store.migrate (the same query as each append).

@@ -76,6 +76,8 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
     if {"002_llm_call_columns", "003_is_llm_call"} & set(applied):
         # Which spans are calls (or where the columns) changed: walk every trace again.
         _in_transaction(con, _inherit_all_nodes)
+    elif "023_calls_awaiting_node" in applied:
+        _in_transaction(con, _list_awaiting_calls)
     if {
         "003_is_llm_call",
         "016_trace_usage",
@@ -197,10 +199,15 @@ def inherit_nodes(
             con.unregister("_resolved_calls")
 
 
-def _inherit_all_nodes(con: duckdb.DuckDBPyConnection) -> None:
-    """Fill ``inherited_node`` for every stored call (after migrations 002 or 003 changed)."""
+def _list_awaiting_calls(con: duckdb.DuckDBPyConnection) -> None:
+    """List every stored call still without a node in ``calls_awaiting_node``, anew."""
     con.execute("DELETE FROM calls_awaiting_node")
     con.execute(_AWAITING.format(new_rows=""))
+
+
+def _inherit_all_nodes(con: duckdb.DuckDBPyConnection) -> None:
+    """Fill ``inherited_node`` for every stored call (after migrations 002 or 003 changed)."""
+    _list_awaiting_calls(con)
     inherit_nodes(con, datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, tzinfo=UTC))
 
 
@@ -311,7 +318,7 @@ def spans_table(columns: dict[str, list[Any]]) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=SPANS_SCHEMA)
 
 
-def _first_of_each_key(batch: pa.Table) -> pa.Table:
+def first_of_each_key(batch: pa.Table) -> pa.Table:
     """Keep the first row of each ``(trace_id, span_id)``; a batch without repeats is kept as is.
 
     Done in Arrow, on the two key columns only: ``DISTINCT ON`` in SQL would carry every column
@@ -349,7 +356,7 @@ def append_spans(con: duckdb.DuckDBPyConnection, batch: pa.Table) -> int:
         return 0
     if batch.schema != SPANS_SCHEMA:
         batch = batch.select(list(SPAN_COLUMNS)).cast(SPANS_SCHEMA)
-    batch = _first_of_each_key(batch)
+    batch = first_of_each_key(batch)
     bounds = pc.min_max(batch.column("start_time"))
     lo: datetime = bounds["min"].as_py()
     hi: datetime = bounds["max"].as_py()

@@ -121,7 +121,7 @@ class DuckDBExporter:
         keys = pc.binary_join_element_wise(table.column("trace_id"), table.column("span_id"), "")
         new = table.filter(pc.is_in(keys, value_set=stored.column("k").combine_chunks()))
         # A span repeated inside the batch was stored once: count its first copy only.
-        return store._first_of_each_key(new)
+        return store.first_of_each_key(new)
 
     def _count_usage(self, table: pa.Table) -> None:
         """Add the batch's LLM calls to the /metrics counters: one Arrow group-by per batch."""

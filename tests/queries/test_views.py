@@ -188,9 +188,27 @@ def test_a_parent_arriving_after_its_child_still_gives_the_child_its_node(tmp_pa
     append_spans(con, dataset.table(children))
     nodes = {r["span_id"]: r["node"] for r in rows(con, "SELECT span_id, node FROM llm_calls")}
     assert nodes == {span_id("a3"): None, span_id("a5"): None}  # ancestors not there yet
+    awaiting = "SELECT span_id FROM calls_awaiting_node ORDER BY span_id"
+    assert [r["span_id"] for r in rows(con, awaiting)] == [span_id("a3"), span_id("a5")]
     append_spans(con, dataset.table(parents))
     nodes = {r["span_id"]: r["node"] for r in rows(con, "SELECT span_id, node FROM llm_calls")}
     assert nodes == {span_id("a3"): "plan", span_id("a4"): "answer", span_id("a5"): "plan"}
+    assert rows(con, awaiting) == []  # resolved: no later batch walks them again
+    con.close()
+
+
+def test_an_existing_database_lists_its_calls_awaiting_a_node(tmp_path: Path):
+    """A database written before migration 023 gets its unresolved calls listed on connect."""
+    path = tmp_path / "old.duckdb"
+    con = connect(path)
+    append_spans(con, dataset.table([r for r in dataset.ROWS if r["span_id"][:2] == "a5"]))
+    con.execute("DROP TABLE calls_awaiting_node")
+    con.execute("DELETE FROM schema_migrations WHERE name = '023_calls_awaiting_node'")
+    con.close()
+    con = connect(path)
+    assert [r["span_id"] for r in rows(con, "SELECT span_id FROM calls_awaiting_node")] == [
+        span_id("a5")
+    ]
     con.close()
 
 
