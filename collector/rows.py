@@ -17,6 +17,11 @@ import pyarrow as pa
 
 from queries import schema
 
+try:  # ~6x faster than the standard library's C encoder for attribute dicts
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - an optional speed-up
+    _orjson = None  # type: ignore[assignment]
+
 _TS_NS = pa.timestamp("ns", tz="UTC")
 _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 # The C encoder called directly skips JSONEncoder.encode's Python layers: ~2x faster per span.
@@ -52,13 +57,27 @@ def _json_safe(value: Any) -> Any:
     return str(value)
 
 
-def _dump(value: Any) -> str | None:
-    if value is None:
-        return None
+def _dump_std(value: Any) -> str:
     try:
         return _DUMPS(value)
     except (TypeError, ValueError, OverflowError, RecursionError):
         return _ENCODER.encode(_json_safe(value))
+
+
+def _dump(value: Any) -> str | bytes | None:
+    """JSON text of an attribute dict (UTF-8 bytes from orjson, which Arrow takes as text)."""
+    if value is None:
+        return None
+    if _orjson is None:
+        return _dump_std(value)
+    try:
+        text = _orjson.dumps(value)
+    except (TypeError, ValueError, OverflowError, RecursionError):
+        # Non-string keys, lone surrogates, integers past 64 bits, nesting past 254 levels.
+        return _dump_std(value)
+    # orjson writes NaN and infinities as null, where we keep them as strings: a null in the
+    # text (rare: only an empty value in an array) sends the dict down the standard path.
+    return _dump_std(value) if b"null" in text else text
 
 
 def _clean_text(value: Any) -> Any:
@@ -129,7 +148,7 @@ def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
             arrays.append(arr.cast(_TS_NS).cast(f.type, safe=False))
         elif name == "resource_attributes":
             # One resource's dict is shared by all its spans: serialise it once per batch.
-            cache: dict[int, str | None] = {}
+            cache: dict[int, str | bytes | None] = {}
             out = []
             for d in values:
                 key = id(d)

@@ -389,13 +389,50 @@ for _list in _CANDIDATES.values():
 
 
 _KINDS = {_count: int, _text: str, _flag: bool}
-# standard attribute -> (column, python type it must have to be taken as it is)
-_FAST: dict[str, tuple[str, Any]] = {
-    key: (column, _KINDS[coerce])
-    for column, coerce, keys in _COLUMNS
-    for key in keys
-    if key in _STANDARD and coerce in _KINDS
-}
+
+# What the per-span pass does with an attribute, by name, found with one dict lookup.
+#  - a tuple ``(column, python type, sources)``: a column source. ``column`` is set for a
+#    standard name whose value, when of that type, goes straight to the column (``None``
+#    otherwise); ``sources`` are its ((column, rank, coercer), ...) entries.
+#  - an int: kept as it is (_PLAIN), a marker bit (_CONTENT .. _OPERATION), an OpenLLMetry
+#    association property (_ASSOCIATION) or content under a content prefix (_CONTENT_PREFIXED).
+_PLAIN, _ASSOCIATION, _CONTENT_PREFIXED = 0, 16, 32
+
+
+def _actions() -> dict[str, Any]:
+    fast = {
+        key: (column, _KINDS[coerce])
+        for column, coerce, keys in _COLUMNS
+        for key in keys
+        if key in _STANDARD and coerce in _KINDS
+    }
+    table: dict[str, Any] = {}
+    for key, info in _KEY_INFO.items():
+        if type(info) is tuple:
+            column, kind = fast.get(key, (None, None))
+            table[key] = (column, kind, info)
+        else:
+            table[key] = info
+    return table
+
+
+_ACTIONS = _actions()
+# Other attribute names are classified by their prefix when first seen, and remembered in
+# _ACTIONS up to this many entries (past it, a sender making up names: classified every time).
+_MAX_ACTIONS = len(_ACTIONS) + 100_000
+
+
+def _action_of(key: str) -> int:
+    """How to treat an attribute that is no column source nor marker: by its name's prefix."""
+    if key.startswith(_PREFIXES):
+        action = (
+            _ASSOCIATION if key.startswith(A.TRACELOOP_ASSOCIATION_PREFIX) else _CONTENT_PREFIXED
+        )
+    else:
+        action = _PLAIN
+    if len(_ACTIONS) < _MAX_ACTIONS:
+        _ACTIONS[key] = action
+    return action
 
 
 def _next_candidate(
@@ -472,43 +509,42 @@ class Normalizer:
         associations: list[tuple[str, Any]] = []
         markers = dropped = 0
         capture = self.config.capture_content
-        fast_for = _FAST.get
-        info_for = _KEY_INFO.get
+        action_for = _ACTIONS.get
         for key, raw in attrs.items():
-            fast = fast_for(key)
-            if fast is not None:
-                column, kind = fast
-                if (
-                    type(raw) is kind
-                    and row.get(column) is None
-                    and (
-                        (kind is int and 0 <= raw <= _MAX_INT64)
-                        or (kind is str and raw and len(raw) <= _MAX_TEXT)
-                        or kind is bool
-                    )
-                ):
+            action: Any = action_for(key)
+            if action is None:
+                action = _action_of(key)
+            if type(action) is int:
+                if action == _PLAIN:
+                    kept[key] = raw
+                elif action == _ASSOCIATION:
+                    associations.append((key, raw))
+                    kept[key] = raw
+                elif action == _CONTENT_PREFIXED:
+                    if capture:
+                        kept[key] = raw
+                    else:
+                        dropped += 1
+                else:
+                    markers |= action
+                    if action == _CONTENT and not capture:
+                        dropped += 1
+                    else:
+                        kept[key] = raw
+                continue
+            column, kind, info = action
+            if type(raw) is kind and row.get(column) is None:  # kind None: no fast path
+                if kind is str:
+                    if raw and len(raw) <= _MAX_TEXT:
+                        row[column] = raw
+                        continue
+                elif kind is bool or 0 <= raw <= _MAX_INT64:
                     row[column] = raw
                     continue
-            info = info_for(key)
-            if info is None:
-                if key.startswith(_PREFIXES):
-                    if key.startswith(A.TRACELOOP_ASSOCIATION_PREFIX):
-                        associations.append((key, raw))
-                    elif not capture:
-                        dropped += 1
-                        continue
-                kept[key] = raw
-                continue
-            if type(info) is int:
-                markers |= info
-                if info == _CONTENT and not capture:
-                    dropped += 1
-                    continue
-            else:
-                for column, rank, coerce in info:
-                    current = best.get(column)
-                    if current is None or rank < current[0]:
-                        best[column] = (rank, key, raw, coerce)
+            for column, rank, coerce in info:
+                current = best.get(column)
+                if current is None or rank < current[0]:
+                    best[column] = (rank, key, raw, coerce)
             kept[key] = raw
 
         for column, (rank, key, raw, coerce) in best.items():
@@ -545,7 +581,8 @@ class Normalizer:
                     counts["dropped_values"] += 1
                 if value is not None:
                     row[target] = value
-        counts["content_attributes_dropped"] += dropped
+        if dropped:
+            counts["content_attributes_dropped"] += dropped
 
         if row.get("input_tokens") is not None or row.get("output_tokens") is not None:
             self._tokens(row, attrs, kept, counts, markers & _TOTAL)
@@ -598,9 +635,7 @@ class Normalizer:
             and cache
             and (
                 inp < cache
-                or _counts_anthropic_input_without_cache(
-                    attrs, _source("input_tokens", attrs), row.get("resource_attributes")
-                )
+                or _counts_anthropic_input_without_cache(attrs, row.get("resource_attributes"))
             )
         ):
             input_exclusive = True
@@ -677,9 +712,7 @@ class Normalizer:
                 return
 
 
-def _counts_anthropic_input_without_cache(
-    attrs: dict[str, Any], input_key: str | None, resource: Any = None
-) -> bool:
+def _counts_anthropic_input_without_cache(attrs: dict[str, Any], resource: Any = None) -> bool:
     """Instrumentations known to record Anthropic's own ``usage.input_tokens`` (which excludes
     cache reads and writes) as the span's whole input:
 
@@ -697,15 +730,18 @@ def _counts_anthropic_input_without_cache(
     opentelemetry-instrumentation-anthropic ``_set_token_usage``: ``input_tokens = prompt_tokens
     + cache_read_tokens + cache_creation_tokens``), as do we and the current semconv.
     """
+    sdk = attrs.get(TELEMETRY_SDK_NAME)
+    if sdk is None and isinstance(resource, dict):
+        sdk = resource.get(TELEMETRY_SDK_NAME)  # where OpenLIT's SDK normally says so
+    if sdk != "openlit" and A.OPENINFERENCE_PROMPT_TOKENS not in attrs:
+        return False  # neither case can apply: skip finding which attribute gave the input
+    input_key = _source("input_tokens", attrs)
     if input_key == A.OPENINFERENCE_PROMPT_TOKENS:
         for key in (A.OPENINFERENCE_PROVIDER, A.OPENINFERENCE_SYSTEM):
             value = attrs.get(key)
             if isinstance(value, str) and value.lower() == "anthropic":
                 return True
         return False
-    sdk = attrs.get(TELEMETRY_SDK_NAME)
-    if sdk is None and isinstance(resource, dict):
-        sdk = resource.get(TELEMETRY_SDK_NAME)  # where OpenLIT's SDK normally says so
     if input_key == A.GEN_AI_USAGE_INPUT_TOKENS and sdk == "openlit":
         system = attrs.get(A.OLD_GEN_AI_SYSTEM) or attrs.get(A.GEN_AI_PROVIDER_NAME)
         return isinstance(system, str) and system.lower() == "anthropic"
