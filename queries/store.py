@@ -21,6 +21,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from queries import journal
 from queries.schema import SPAN_COLUMNS, SPANS_SCHEMA
 
 QUERIES_DIR = Path(__file__).resolve().parent
@@ -293,14 +294,18 @@ WHERE cost_change <> 0 OR unpriced_change <> 0
 
 
 def connect(
-    path: str | Path = DEFAULT_DB_PATH, *, read_only: bool = False
+    path: str | Path = DEFAULT_DB_PATH, *, read_only: bool = False, recover_journal: bool = True
 ) -> duckdb.DuckDBPyConnection:
-    """Open the database; a writable connection is migrated to the current schema first."""
+    """Open the database; a writable connection is migrated to the current schema first, then
+    stores the spans a stopped collector left in its journal (``queries.journal``) unless
+    ``recover_journal`` is false (the collector's exporter recovers them itself)."""
     con = duckdb.connect(str(path), read_only=read_only)
     # The progress bar would draw on the terminal of whichever CLI or service opened the file.
     con.execute("SET enable_progress_bar = false")
     if not read_only:
         migrate(con)
+        if recover_journal:
+            journal.recover(journal.directory_for(path), lambda batch: append_spans(con, batch))
     return con
 
 

@@ -1,13 +1,27 @@
-"""Exporter ``duckdb``: span rows → one Arrow batch → one idempotent transaction in the spans table.
+"""Exporter ``duckdb``: span batches → the journal (durable, acknowledged) → bulk loads into DuckDB.
 
-The pipeline's single writer thread calls ``export``; a return means the batch is committed (the
-DuckDB write-ahead log holds it), so the receiver may acknowledge. Automatic checkpoints, which
-would stall a commit while the WAL is merged into the file, are pushed out to
-``checkpoint_wal_size``; the writer checkpoints instead when ingest is idle.
+The pipeline's single writer thread calls ``export``. With the journal on (the default) the batch
+is appended to the journal beside the database (``queries.journal``: Arrow IPC files, fsynced)
+and ``export`` returns: that is the durable commit the receiver acknowledges. A loader thread
+then moves the journal into the spans table in bulk, one idempotent ``append_spans``
+transaction per ``bulk_load_spans`` spans (DuckDB's row group, which it writes straight to the
+file instead of through its write-ahead log and a later checkpoint: a third of the CPU per span
+of small commits), or after ``bulk_load_interval`` for whatever is there, so the table is never
+far behind. A query through ``cursor()`` (the admin API, the CLI against a running collector)
+loads first, so it sees every acknowledged span. A load that fails keeps its segments and is
+retried; at start, leftover segments (a crash) are loaded before anything else.
+
+With ``journal: false`` every batch is its own DuckDB transaction, committed before ``export``
+returns (the DuckDB write-ahead log holds it).
+
+Either way, automatic checkpoints, which would stall a write while the WAL is merged into the
+file, are pushed out to ``checkpoint_wal_size``; the exporter checkpoints instead when ingest is
+idle.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import Counter
@@ -18,11 +32,18 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from queries import store
+from queries import journal, store
+from queries.journal import BULK_LOAD_SPANS
 
 TYPE = "duckdb"
 
+log = logging.getLogger("otel_tokens.collector")
+
 _TOKEN_KINDS = ("input", "output", "cache_read", "cache_creation", "reasoning")
+_LOADER_TICK = 0.25  # seconds between the loader's looks at the clock when nothing wakes it
+#: Unloaded spans past which ``export`` refuses (503) while loads keep failing: the journal
+#: is durable, but its size is bounded so that a stuck database cannot fill the disk unseen.
+_REFUSE_AT_LOADS = 16
 
 
 @dataclass
@@ -36,6 +57,11 @@ class Config:
     # DuckDB memory_limit: without one DuckDB keeps freed buffers up to 80% of RAM, and the
     # collector's RSS only grows. Queries through the admin API spill to disk beyond it.
     memory_limit: str = "128MB"  # "" = DuckDB's default
+    # Acknowledge batches once they are in the journal (<path>.journal/) and load them into
+    # DuckDB in bulk; false = one DuckDB transaction per batch before acknowledging.
+    journal: bool = True
+    bulk_load_spans: int = BULK_LOAD_SPANS  # load once this many spans are journaled
+    bulk_load_interval: float = 5.0  # ... or once the oldest journaled batch is this old
 
     def validate(self) -> None:
         if not self.path:
@@ -46,6 +72,10 @@ class Config:
             raise ValueError("idle_checkpoint: must be >= 0")
         if self.threads < 0:
             raise ValueError("threads: must be >= 0")
+        if self.bulk_load_spans < 1:
+            raise ValueError("bulk_load_spans: must be at least 1")
+        if not 0 < self.bulk_load_interval <= 3600:
+            raise ValueError("bulk_load_interval: must be more than 0s and at most 1h")
 
 
 def create_default_config() -> Config:
@@ -56,17 +86,31 @@ def create_default_config() -> Config:
 
 
 class DuckDBExporter:
-    """Owns the collector's one DuckDB connection; all writes go through ``export``."""
+    """Owns the collector's one DuckDB connection and its journal; all writes go through
+    ``export``."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
         self.connection: duckdb.DuckDBPyConnection | None = None
+        self.journal: journal.Journal | None = None
+        # _lock: the journal's open segment and the unloaded-span bookkeeping (held briefly);
+        # _db_lock: the DuckDB connection's writes (a load, a checkpoint; held long).
         self._lock = threading.Lock()
+        self._db_lock = threading.Lock()
         self._last_write = time.monotonic()
         self._dirty = False
+        self._unloaded = 0  # spans journaled and not loaded yet
+        self._oldest: float | None = None  # when the oldest of them was journaled
+        self._retry_at = 0.0  # after a failed load: not before this
+        self._load_wanted = threading.Event()
+        self._stopping = threading.Event()
+        self._loader: threading.Thread | None = None
         self._stored = 0
         self._duplicates = 0
         self._batches = 0
+        self._loads = 0
+        self._failed_loads = 0
+        self._load_seconds = 0.0
         self._checkpoints = 0
         self._checkpoint_seconds = 0.0
         self.usage: Counter[tuple[str, str, str, str]] = Counter()
@@ -77,28 +121,135 @@ class DuckDBExporter:
         path = Path(self.config.path)
         if path.parent and not path.parent.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-        con = store.connect(path)
-        con.execute(f"SET checkpoint_threshold = '{int(self.config.checkpoint_wal_size)}B'")
-        if self.config.threads:
-            con.execute(f"SET threads = {int(self.config.threads)}")
-        if self.config.memory_limit:
-            con.execute("SET memory_limit = ?", [self.config.memory_limit])
-        con.execute("SET preserve_insertion_order = false")
-        # The admin query API runs on cursors of this connection: no file access, and no way
-        # for a query to switch that back on.
-        con.execute("SET enable_external_access = false")
-        con.execute("SET lock_configuration = true")
-        self.connection = con
+        # Leftover journal segments are loaded below, by this exporter, so /metrics counts them.
+        con = store.connect(path, recover_journal=False)
+        try:
+            con.execute(f"SET checkpoint_threshold = '{int(self.config.checkpoint_wal_size)}B'")
+            if self.config.threads:
+                con.execute(f"SET threads = {int(self.config.threads)}")
+            if self.config.memory_limit:
+                con.execute("SET memory_limit = ?", [self.config.memory_limit])
+            con.execute("SET preserve_insertion_order = false")
+            # The admin query API runs on cursors of this connection: no file access, and no
+            # way for a query to switch that back on.
+            con.execute("SET enable_external_access = false")
+            con.execute("SET lock_configuration = true")
+            self.connection = con
+            if self.config.journal:
+                self.journal = journal.Journal(journal.directory_for(path))
+                # Whatever a stopped collector left is loaded first (if that fails, the
+                # loader retries it like any failed load).
+                self._unloaded = 1
+                self._oldest = time.monotonic()
+                try:
+                    self.load()
+                except Exception:
+                    pass  # logged by load()
+                self._loader = threading.Thread(
+                    target=self._run_loader, name="duckdb-loader", daemon=True
+                )
+                self._loader.start()
+        except BaseException:
+            if self.journal is not None:
+                self.journal.close()
+                self.journal = None
+            self.connection = None
+            con.close()
+            raise
 
     def export(self, table: pa.Table) -> int:
-        """Commit the batch (idempotently); returns how many spans were new."""
+        """Commit the batch durably; returns how many spans were new (with the journal, how
+        many were journaled: which of them are new is known at the load)."""
+        if self.journal is None:
+            with self._db_lock:
+                if self.connection is None:
+                    raise RuntimeError("duckdb exporter is not running")
+                inserted = self._store(table)
+                self._dirty = True
+                self._last_write = time.monotonic()
+            self._batches += 1
+            return inserted
+        table = journal.as_spans(table)
         with self._lock:
-            if self.connection is None:
+            if self.journal is None:
                 raise RuntimeError("duckdb exporter is not running")
-            inserted = store.append_spans(self.connection, table)
+            if self._unloaded >= _REFUSE_AT_LOADS * self.config.bulk_load_spans:
+                raise RuntimeError(
+                    f"duckdb: {self._unloaded} journaled spans are waiting for a failing load"
+                )
+            self.journal.append(table)
+            self._unloaded += table.num_rows
+            if self._oldest is None:
+                self._oldest = time.monotonic()
+            due = self._unloaded >= self.config.bulk_load_spans
+        self._batches += 1
+        if due:
+            self._load_wanted.set()
+        return table.num_rows
+
+    # --- bulk loads -------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Store every journaled span in DuckDB now (raises if that fails; the journal keeps
+        them and a later load retries)."""
+        with self._db_lock:
+            with self._lock:
+                if self.journal is None or self.connection is None or not self._unloaded:
+                    return
+                sealed = self.journal.seal()
+                loading = self._unloaded
+            t0 = time.perf_counter()
+            try:
+                journal.load_segments(sealed, self._store, self.config.bulk_load_spans)
+            except Exception as exc:
+                self._failed_loads += 1
+                self._retry_at = time.monotonic() + self.config.bulk_load_interval
+                log.error(
+                    "duckdb: loading %d journaled spans failed, kept for a retry: %s",
+                    loading,
+                    str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                )
+                raise
+            finally:
+                self._load_seconds += time.perf_counter() - t0
+            self._loads += 1
             self._dirty = True
             self._last_write = time.monotonic()
-        self._batches += 1
+            with self._lock:
+                # Spans journaled while this load ran stay counted for the next one.
+                self._unloaded = max(0, self._unloaded - loading)
+                self._oldest = time.monotonic() if self._unloaded else None
+
+    def _load_due(self) -> bool:
+        with self._lock:
+            if not self._unloaded or time.monotonic() < self._retry_at:
+                return False
+            if self._unloaded >= self.config.bulk_load_spans:
+                return True
+            return (
+                self._oldest is not None
+                and time.monotonic() - self._oldest >= self.config.bulk_load_interval
+            )
+
+    def _run_loader(self) -> None:
+        """The loader thread: loads when due, checkpoints when ingest is idle, until stopped."""
+        while not self._stopping.is_set():
+            self._load_wanted.wait(_LOADER_TICK)
+            self._load_wanted.clear()
+            if self._stopping.is_set():
+                return
+            try:
+                if self._load_due():
+                    self.load()
+                else:
+                    self._checkpoint_if_idle()
+            except Exception:
+                pass  # logged by load(); retried at the next tick after _retry_at
+
+    def _store(self, table: pa.Table) -> int:
+        """One idempotent DuckDB transaction; counts what was new (caller holds _db_lock)."""
+        assert self.connection is not None
+        inserted = store.append_spans(self.connection, table)
         self._stored += inserted
         self._duplicates += table.num_rows - inserted
         if inserted == table.num_rows:
@@ -156,15 +307,22 @@ class DuckDBExporter:
                 self.cost[key] = self.cost.get(key, 0.0) + row["cost_sum"]
 
     def on_idle(self) -> None:
-        """Called by the writer when no batch came for a while: checkpoint now, not mid-ingest."""
-        if not self._dirty or not self.config.idle_checkpoint:
+        """Called by the writer when no batch came for a while. With the journal the loader
+        thread keeps its own clock; without, checkpoint now, not mid-ingest."""
+        if self.journal is not None:
+            self._load_wanted.set()
+            return
+        self._checkpoint_if_idle()
+
+    def _checkpoint_if_idle(self) -> None:
+        if not self._dirty or not self.config.idle_checkpoint or self._unloaded:
             return
         if time.monotonic() - self._last_write < self.config.idle_checkpoint:
             return
         self.checkpoint()
 
     def checkpoint(self) -> None:
-        with self._lock:
+        with self._db_lock:
             if self.connection is None:
                 return
             t0 = time.perf_counter()
@@ -174,13 +332,30 @@ class DuckDBExporter:
             self._checkpoint_seconds += time.perf_counter() - t0
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
-        """A cursor for read queries (admin API) on the collector's own connection."""
+        """A cursor for read queries (admin API) on the collector's own connection; the
+        journal is loaded first, so the query sees every acknowledged span."""
         if self.connection is None:
             raise RuntimeError("duckdb exporter is not running")
+        self.load()
         return self.connection.cursor()
 
     def shutdown(self) -> None:
-        with self._lock:
+        """Stop the loader, load what is journaled, checkpoint, close. Spans a failing final
+        load leaves in the journal are loaded at the next start."""
+        self._stopping.set()
+        self._load_wanted.set()
+        if self._loader is not None:
+            self._loader.join()
+            self._loader = None
+        try:
+            self.load()
+        except Exception:
+            pass  # logged by load(); the segments stay for the next start
+        with self._db_lock:
+            with self._lock:
+                if self.journal is not None:
+                    self.journal.close()
+                    self.journal = None
             if self.connection is None:
                 return
             try:
@@ -190,10 +365,21 @@ class DuckDBExporter:
                 self.connection = None
 
     def counters(self) -> dict[str, int]:
+        """The exporter's /metrics counters. The journal is loaded first, like for a query:
+        the stored/duplicate and token counters are counted at the load (only then is it known
+        which spans are new), and a scrape must see every acknowledged span."""
+        try:
+            self.load()
+        except Exception:
+            pass  # logged by load(); the scrape reports what is stored, and the failures
         return {
             "stored_spans": self._stored,
             "duplicate_spans": self._duplicates,
             "batches": self._batches,
+            "journaled_spans_unloaded": self._unloaded,
+            "bulk_loads": self._loads,
+            "bulk_load_failures": self._failed_loads,
+            "bulk_load_milliseconds": int(self._load_seconds * 1000),
             "checkpoints": self._checkpoints,
             "checkpoint_milliseconds": int(self._checkpoint_seconds * 1000),
         }
