@@ -116,7 +116,8 @@ def test_kill_9_during_load_loses_no_acknowledged_span(tmp_path):
     while [p for p in helpers if alive(p)] and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not [p for p in helpers if alive(p)], "worker processes outlived the collector"
-    # Restart on the same file: DuckDB replays its write-ahead log; then stop cleanly.
+    # Restart on the same file: DuckDB replays its write-ahead log and the exporter loads what
+    # the journal held (acknowledged, not loaded yet); then stop cleanly.
     proc2, _ = _spawn(tmp_path, db)
     proc2.send_signal(signal.SIGTERM)
     assert proc2.wait(60) == 0
@@ -136,3 +137,4 @@ def test_sigterm_drains_commits_everything_and_exits_0(tmp_path):
     stored = _stored(db)
     assert acked <= stored
     assert not (db.parent / (db.name + ".wal")).exists()  # checkpointed on the way out
+    assert not (db.parent / (db.name + ".journal")).exists()  # every journaled span loaded
