@@ -443,8 +443,8 @@ class PriceBook:
         ``at`` is the request time (prices change; default now); ``service_tier`` selects
         genai-prices' price variants (e.g. OpenAI "flex" / "priority") where they exist.
         """
-        if not model or usage.is_empty:
-            return None
+        if not model or (usage.input_tokens is None and usage.output_tokens is None):
+            return None  # (usage.is_empty, without a property call on every priced call)
         try:
             # Fast path: prices that do not depend on the request time (most models, overrides).
             rates = self._timeless.get((provider, model, service_tier))

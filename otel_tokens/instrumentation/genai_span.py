@@ -10,10 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode, Tracer
 
 from otel_tokens import attributes as attr
-from otel_tokens.context import current_scope, node_of
+from otel_tokens.context import _current as _current_scope
+from otel_tokens.context import node_of
 from otel_tokens.metrics import MetricAttributes, get_metrics
 from otel_tokens.processor import set_valid_attributes
 from otel_tokens.usage import Usage
@@ -46,22 +48,20 @@ def price_book() -> PriceBook | None:
     return _price_book
 
 
-def usage_attributes(usage: Usage) -> dict[str, Any]:
-    """The SPEC §2 usage attributes of ``usage`` (counts that were not reported are left out)."""
-    out: dict[str, Any] = {}
+def put_usage_attributes(values: dict[str, Any], usage: Usage) -> None:
+    """Add the SPEC §2 usage attributes of ``usage`` to ``values`` (unreported counts left out)."""
     if usage.input_tokens is not None:
-        out[attr.GEN_AI_USAGE_INPUT_TOKENS] = usage.input_tokens
+        values[attr.GEN_AI_USAGE_INPUT_TOKENS] = usage.input_tokens
     if usage.output_tokens is not None:
-        out[attr.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output_tokens
+        values[attr.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output_tokens
     if usage.cache_read_tokens is not None:
-        out[attr.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read_tokens
+        values[attr.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read_tokens
     if usage.cache_creation_tokens is not None:
-        out[attr.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = usage.cache_creation_tokens
+        values[attr.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = usage.cache_creation_tokens
     if usage.reasoning_tokens is not None:
-        out[attr.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning_tokens
+        values[attr.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning_tokens
     if usage.estimated:
-        out[attr.OTEL_TOKENS_USAGE_ESTIMATED] = True
-    return out
+        values[attr.OTEL_TOKENS_USAGE_ESTIMATED] = True
 
 
 _PLAIN_TYPES = frozenset({str, bool, int, float})
@@ -148,6 +148,7 @@ class LLMCall:
     """
 
     __slots__ = (
+        "_context",
         "_ended",
         "_error_type",
         "_owned",
@@ -174,20 +175,24 @@ class LLMCall:
         server_address: str | None = None,
         server_port: int | None = None,
         existing_span: Span | None = None,
+        context: Context | None = None,
     ) -> None:
+        """``context``: the current context when the caller already read it (saves reading
+        it again for the parent span and for :meth:`attach`)."""
         self._start = time.perf_counter()
+        self._context = context
         self._ended = False
         self._usage: Usage | None = None
         self._provider_cost: float | None = None
         self._response_model: str | None = None
         self._error_type: str | None = None
-        self._values: dict[str, Any] = {}
         self.provider = provider
         self.request_model = request_model
         self._owned = existing_span is None
         # The scope at the start of the call gives the metrics' node (a stream may end elsewhere).
-        self._scope = current_scope()
+        self._scope = _current_scope.get()
         self.span: Span = existing_span or INVALID_SPAN
+        self._values: dict[str, Any] = {}
         self._shape: _Shape | None = None
         try:
             shape = self._shape = _shape(
@@ -195,7 +200,7 @@ class LLMCall:
             )
             if existing_span is None:
                 span = self.span = tracer.start_span(
-                    shape.name, kind=SpanKind.CLIENT, attributes=shape.start_attributes
+                    shape.name, context, SpanKind.CLIENT, shape.start_attributes
                 )
                 # Server and request attributes are written with the response's in end(): one
                 # write per span.
@@ -213,6 +218,10 @@ class LLMCall:
                 )
         except Exception:
             logger.debug("otel_tokens: starting an LLM span failed", exc_info=True)
+
+    def attach(self) -> object:
+        """Make this call's span current (HTTP spans nest under it); detach the returned token."""
+        return otel_context.attach(trace.set_span_in_context(self.span, self._context))
 
     def use(self) -> Any:
         """Context manager making this call's span current (HTTP spans nest under it)."""
@@ -283,14 +292,14 @@ class LLMCall:
         usage = self._usage
         values = self._values
         if usage is not None:
-            values.update(usage_attributes(usage))
+            put_usage_attributes(values, usage)
         cost_amount: float | None = None
         if self._provider_cost is not None:
             cost_amount = self._provider_cost
             values[attr.GEN_AI_USAGE_COST_AMOUNT] = cost_amount
             values[attr.GEN_AI_USAGE_COST_CURRENCY] = "USD"
             values[attr.GEN_AI_USAGE_COST_SOURCE] = attr.COST_SOURCE_PROVIDER
-        elif usage is not None and not usage.is_empty:
+        elif usage is not None:  # (the book prices nothing for empty usage)
             book = price_book()
             model = self._response_model or self.request_model
             cost = book.cost(usage, model, self.provider) if book is not None and model else None
@@ -307,14 +316,14 @@ class LLMCall:
         # Metric attributes: provider, operation, request model, node (+ error.type). Each
         # attribute costs on every measurement, so the response model is left to the span.
         shape = self._shape
-        if shape is None:
+        metrics = get_metrics()
+        if shape is None or metrics.dropped:
             return
         metric_attributes = shape.metric_attributes(node_of(self._scope))
         if self._error_type:
             metric_attributes = MetricAttributes(
                 {**metric_attributes.call, attr.ERROR_TYPE: self._error_type}
             )
-        metrics = get_metrics()
         if self._owned:
             metrics.record(
                 metric_attributes,
@@ -322,9 +331,10 @@ class LLMCall:
                 output_tokens=usage.output_tokens if usage is not None else None,
                 duration_s=time.perf_counter() - self._start,
                 cost_usd=cost_amount,
+                context=self._context,
             )
         elif cost_amount is not None:
-            metrics.record(metric_attributes, cost_usd=cost_amount)
+            metrics.record(metric_attributes, cost_usd=cost_amount, context=self._context)
 
 
 class Covering:

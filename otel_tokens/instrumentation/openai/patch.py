@@ -8,6 +8,7 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Tracer
 
 from otel_tokens import attributes as attr
@@ -25,9 +26,11 @@ OPERATIONS = {"chat": "chat", "responses": "chat", "embeddings": "embeddings"}
 AZURE = "azure.ai.openai"
 
 
-_servers: weakref.WeakKeyDictionary[Any, tuple[Any, tuple[str, str | None, int | None]]] = (
-    weakref.WeakKeyDictionary()
-)
+# id(client) -> (weak reference to the client, its base URL object, provider/host/port). A plain
+# dict keyed by id, checked against the weak reference, costs less per call than a
+# WeakKeyDictionary (which builds a new weak reference on every lookup).
+_servers: dict[int, tuple[Any, Any, tuple[str, str | None, int | None]]] = {}
+_MAX_CLIENTS = 256  # clients remembered; beyond, start over
 
 
 def provider_and_server(instance: Any) -> tuple[str, str | None, int | None]:
@@ -37,15 +40,18 @@ def provider_and_server(instance: Any) -> tuple[str, str | None, int | None]:
     """
     client = getattr(instance, "_client", None)
     url = getattr(client, "_base_url", None)
+    cached = _servers.get(id(client))
+    if cached is not None and cached[0]() is client and cached[1] is url:
+        return cached[2]
+    result = _provider_and_server(client)
     try:
-        cached = _servers.get(client)
-        if cached is not None and cached[0] is url:
-            return cached[1]
-        result = _provider_and_server(client)
-        _servers[client] = (url, result)
+        reference = weakref.ref(client)
+    except TypeError:  # not weak-referenceable: not cached
         return result
-    except TypeError:  # not weak-referenceable
-        return _provider_and_server(client)
+    if len(_servers) >= _MAX_CLIENTS:
+        _servers.clear()
+    _servers[id(client)] = (reference, url, result)
+    return result
 
 
 def _provider_and_server(client: Any) -> tuple[str, str | None, int | None]:
@@ -87,14 +93,14 @@ def request_attributes(kind: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def foreign_llm_span() -> Span | None:
+def foreign_llm_span(context: Context | None = None) -> Span | None:
     """The span another GenAI instrumentation (e.g. openai-v2) opened for this very call.
 
     Its wrapper runs outside ours, so its span is current: a recording CLIENT span carrying
     ``gen_ai.operation.name`` (or the old ``gen_ai.system``). LLM client spans never nest, so
     such a current span is this call's.
     """
-    span = trace.get_current_span()
+    span = trace.get_current_span(context)
     if not span.is_recording() or getattr(span, "kind", None) is not SpanKind.CLIENT:
         return None
     attributes = getattr(span, "attributes", None)
@@ -125,6 +131,7 @@ def _start(
         hide = False
         if kind == "chat" and kwargs.get("stream") is True:
             kwargs, hide = _inject_include_usage(kwargs)
+        context = otel_context.get_current()  # read once: foreign span, parent, activation
         call = LLMCall(
             tracer,
             provider=provider,
@@ -133,7 +140,8 @@ def _start(
             attributes=request_attributes(kind, kwargs),
             server_address=host,
             server_port=port,
-            existing_span=foreign_llm_span(),
+            existing_span=foreign_llm_span(context),
+            context=context,
         )
         return call, kwargs, hide
     except Exception:
@@ -143,24 +151,34 @@ def _start(
 
 def record_response(call: LLMCall, kind: str, response: Any, kwargs: dict[str, Any]) -> None:
     """Set model, id, finish reasons and usage (estimated when the response has none)."""
-    get = extract.field
-    usage = extract.USAGE_OF_KIND[kind](get(response, "usage"))
+    # One branch for dicts, plain attribute reads for SDK models (the common case).
+    if type(response) is dict:
+        usage_field, model, choices = response.get("usage"), response.get("model"), None
+        response_id = response.get("id")
+        if kind == "chat":
+            choices = response.get("choices")
+    else:
+        usage_field = getattr(response, "usage", None)
+        model = getattr(response, "model", None)
+        response_id = getattr(response, "id", None)
+        choices = getattr(response, "choices", None) if kind == "chat" else None
+    usage = extract.USAGE_OF_KIND[kind](usage_field)
     if kind == "chat":
-        reasons = extract.chat_finish_reasons(get(response, "choices"))
+        reasons = extract.chat_finish_reasons(choices)
     elif kind == "responses":
         reasons = extract.responses_finish_reasons(response)
     else:
         reasons = []
     if usage is None and _estimate:
         text = (
-            extract.chat_output_text(get(response, "choices"))
+            extract.chat_output_text(choices)
             if kind == "chat"
             else extract.responses_output_text(response)
         )
         usage = extract.estimate_usage(kind, kwargs, text)
     call.set_response(
-        response_model=get(response, "model"),
-        response_id=get(response, "id") if kind != "embeddings" else None,
+        response_model=model,
+        response_id=response_id if kind != "embeddings" else None,
         finish_reasons=reasons,
         usage=usage,
     )
@@ -185,7 +203,9 @@ def _handle_result(
 ) -> Any:
     """Hand ``result`` back: a stream wrapped so it ends the span, else the span ended now."""
     try:
-        if _is_legacy_response(result):
+        if type(result).__name__ not in _WRAPPER_NAMES:  # a parsed response: most calls
+            record_response(call, kind, result, kwargs)
+        elif _is_legacy_response(result):
             # ``with_raw_response``: the parsed object is cached on the raw response, so
             # parsing here costs the caller nothing; a stream is swapped for our proxy in the cache.
             parsed = result.parse()
@@ -199,18 +219,24 @@ def _handle_result(
             record_response(call, kind, parsed, kwargs)
             call.end()
             return result
-        if _is_stream(result):
+        elif _is_stream(result):
             return _wrap_stream(call, kind, result, kwargs, hide, is_async)
-        if type(result).__name__ in ("APIResponse", "AsyncAPIResponse"):
+        elif type(result).__name__ in ("APIResponse", "AsyncAPIResponse"):
             # ``with_streaming_response``: the body is the caller's to read (perhaps as a
             # stream); reading it here would block or consume it, so the span has no usage.
-            call.end()
-            return result
-        record_response(call, kind, result, kwargs)
+            pass
+        else:
+            record_response(call, kind, result, kwargs)
     except Exception:
         logger.debug("otel_tokens: reading an OpenAI response failed", exc_info=True)
     call.end()
     return result
+
+
+# Class names of what the SDK returns instead of a parsed response (raw, streaming, stream).
+_WRAPPER_NAMES = frozenset(
+    {"LegacyAPIResponse", "APIResponse", "AsyncAPIResponse", "Stream", "AsyncStream"}
+)
 
 
 def _is_stream(value: Any) -> bool:
@@ -272,7 +298,7 @@ def create_async(tracer: Tracer, kind: str) -> Any:
 def _activate(call: LLMCall) -> Any:
     # Our span is current while the SDK runs, so HTTP client spans nest under it.
     try:
-        return otel_context.attach(trace.set_span_in_context(call.span))
+        return call.attach()
     except Exception:
         return None
 

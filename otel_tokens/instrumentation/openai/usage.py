@@ -19,30 +19,36 @@ def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _count(obj: Any, name: str) -> int | None:
-    """``field(obj, name)`` if it is an int (not a bool), else None."""
-    value = obj.get(name) if type(obj) is dict else getattr(obj, name, None)
-    if type(value) is int:  # the common case, one check
-        return value
-    return _int(value)
+def _count(value: Any) -> int | None:
+    """``value`` if it is an int (not a bool), else None."""
+    return value if type(value) is int else _int(value)
 
 
 def _usage(usage: Any, inp: str, out: str, inp_details: str, out_details: str) -> Usage | None:
     if usage is None:
         return None
-    input_tokens = _count(usage, inp)
-    output_tokens = _count(usage, out)
+    # One branch for dicts, plain attribute reads for SDK models (the common case).
+    if type(usage) is dict:
+        input_tokens, output_tokens = usage.get(inp), usage.get(out)
+        cached_in, reasoning_out = usage.get(inp_details), usage.get(out_details)
+    else:
+        input_tokens = getattr(usage, inp, None)
+        output_tokens = getattr(usage, out, None)
+        cached_in = getattr(usage, inp_details, None)
+        reasoning_out = getattr(usage, out_details, None)
+    if type(input_tokens) is not int:
+        input_tokens = _int(input_tokens)
+    if type(output_tokens) is not int:
+        output_tokens = _int(output_tokens)
     if input_tokens is None and output_tokens is None:
         return None
-    details = field(usage, inp_details)
-    cache_read = None if details is None else _count(details, "cached_tokens")
-    details = field(usage, out_details)
-    reasoning = None if details is None else _count(details, "reasoning_tokens")
     return Usage(
         input_tokens=input_tokens,
         output_tokens=output_tokens,
-        cache_read_tokens=cache_read,
-        reasoning_tokens=reasoning,
+        cache_read_tokens=None if cached_in is None else _count(field(cached_in, "cached_tokens")),
+        reasoning_tokens=(
+            None if reasoning_out is None else _count(field(reasoning_out, "reasoning_tokens"))
+        ),
     )
 
 
