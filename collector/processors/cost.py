@@ -77,6 +77,7 @@ class CostProcessor:
                 book = default_price_book()  # honours OTEL_TOKENS_PRICES, like the plugin
         self.book = book
         self._node_attributes = tuple(config.node_attributes)
+        self._node_attribute_set = frozenset(self._node_attributes)
         self._lock = threading.Lock()
         self._counters = {
             "spans": 0,
@@ -91,11 +92,13 @@ class CostProcessor:
         counts = dict.fromkeys(self._counters, 0)
         counts["spans"] = len(rows)
         node_keys = self._node_attributes
+        node_key_set = self._node_attribute_set
         for row in rows:
             try:
                 if row.get("node") is None:
                     attrs = row.get("attributes")
-                    if attrs:
+                    # One C-level set check answers the common case: no node attribute at all.
+                    if attrs and not node_key_set.isdisjoint(attrs):
                         for key in node_keys:
                             value = attrs.get(key)
                             if type(value) is str and value:
@@ -124,12 +127,18 @@ class CostProcessor:
 
     def _price(self, row: dict[str, Any]) -> bool:
         get = row.get
+        # normalize made the counts ints; anything else (a processor before us) counts as unknown
+        inp = get("input_tokens")
+        out = get("output_tokens")
+        cache_read = get("cache_read_tokens")
+        cache_creation = get("cache_creation_tokens")
+        reasoning = get("reasoning_tokens")
         usage = Usage(
-            _int(get("input_tokens")),
-            _int(get("output_tokens")),
-            _int(get("cache_read_tokens")),
-            _int(get("cache_creation_tokens")),
-            _int(get("reasoning_tokens")),
+            inp if type(inp) is int and inp >= 0 else None,
+            out if type(out) is int and out >= 0 else None,
+            cache_read if type(cache_read) is int and cache_read >= 0 else None,
+            cache_creation if type(cache_creation) is int and cache_creation >= 0 else None,
+            reasoning if type(reasoning) is int and reasoning >= 0 else None,
         )
         provider = get("provider")
         if type(provider) is not str:
@@ -159,10 +168,6 @@ class CostProcessor:
             if model == request_model:
                 break
         return False
-
-
-def _int(value: Any) -> int | None:
-    return value if type(value) is int and value >= 0 else None  # normalize made them ints
 
 
 def _when(start_time: Any) -> datetime | None:
