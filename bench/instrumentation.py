@@ -13,7 +13,12 @@ and answers every chat completion with one canned non-streaming response with us
    SDK call alone costs ~1.5 ms of CPU, so a few % of machine noise is ±50 µs here.
 2. Inside the call: the same real calls, with our wrapper's own CPU read from inside (clock
    read before and after the SDK method it wraps), minus the same reading around a
-   pass-through wrapper. Cold caches, GC and all, but without the SDK's noise.
+   pass-through wrapper. Cold caches, GC and all, but without the SDK's noise. Two floors are
+   read the same way: "SDK span alone" (a wrapper that only starts a CLIENT span with the
+   three semconv creation attributes, current during the call, on a provider with the same
+   span processors as the instrumented case: SimpleSpanProcessor to a no-op exporter, plus
+   our stamping processor for ours) and "bare SDK span" (no attributes, no stamping: the
+   least any instrumentation that makes a span per call can cost).
 3. Breakdown, without HTTP: the wrapper around a function returning the parsed response, and
    each part of it alone (SDK span start+end, stamping, context attach/detach, reading the
    response, pricing, metric records, wrapt dispatch), so a note can say where the µs go.
@@ -208,17 +213,25 @@ def _pass_through(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
     return wrapped(*args, **kwargs)
 
 
-def _span_only(tracer: Any) -> Callable[..., Any]:
-    """The least any span-making wrapper does: an SDK CLIENT span, current during the call."""
+def _span_only(tracer: Any, with_attributes: bool = True) -> Callable[..., Any]:
+    """The least any span-making wrapper does: an SDK CLIENT span, current during the call.
+
+    ``with_attributes``: started with the three attributes semconv wants a sampler to see (as
+    ours and openai-v2 do); without them, the bare minimum an instrumentation can pay.
+    """
     from opentelemetry import context as otel_context
     from opentelemetry import trace
     from opentelemetry.trace import SpanKind
 
-    attributes = {
-        "gen_ai.operation.name": "chat",
-        "gen_ai.provider.name": "openai",
-        "gen_ai.request.model": "gpt-4o-mini",
-    }
+    attributes = (
+        {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": "openai",
+            "gen_ai.request.model": "gpt-4o-mini",
+        }
+        if with_attributes
+        else None
+    )
 
     def span_only(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         span = tracer.start_span("chat gpt-4o-mini", kind=SpanKind.CLIENT, attributes=attributes)
@@ -237,18 +250,39 @@ class TimedInside(Mode):
 
     ``instrumented``: the mode of an instrumentation (ours, openai-v2); the wrapper it installs
     on ``Completions.create`` is timed. Without it, ``span`` times a wrapper that only opens an
-    SDK span (the floor for any instrumentation that makes spans) and ``pass`` a pass-through
-    (the calibration). The clock is read when the wrapper is entered and left, and around the
-    SDK method it calls; ``inside_s`` accumulates the wrapper's time minus the SDK's.
+    SDK span with the three creation attributes (the floor for a GenAI instrumentation that
+    makes spans), ``bare`` the same span without attributes and always on a provider without
+    the stamping processor (the least any span costs), and ``pass`` a pass-through (the
+    calibration). ``stamping``: the span wrappers' provider also has our stamping processor,
+    so the floor has exactly the processors of the instrumented case it is compared with
+    (SimpleSpanProcessor to a no-op exporter, plus stamping for ours). The clock is read when
+    the wrapper is entered and left, and around the SDK method it calls; ``inside_s``
+    accumulates the wrapper's time minus the SDK's.
     """
 
-    def __init__(self, name: str, wrapper: str = "", instrumented: Mode | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        wrapper: str = "",
+        instrumented: Mode | None = None,
+        stamping: bool = False,
+    ) -> None:
         super().__init__(name)
         self.wrapper = wrapper
         self.instrumented = instrumented
+        self.stamping = stamping
 
     def setup(self) -> None:
         import wrapt
+        from openai.resources.chat.completions.completions import Completions
+
+        wrapper, original = self.wrappers()
+        self.replaced = Completions.__dict__["create"]
+        self.cls: Any = Completions
+        Completions.create = wrapt.FunctionWrapper(original, self.measured(wrapper))  # type: ignore[method-assign]
+
+    def wrappers(self) -> tuple[Callable[..., Any], Any]:
+        """The wrapper to measure and the SDK method it wraps."""
         from openai.resources.chat.completions.completions import Completions
 
         if self.instrumented is not None:
@@ -256,9 +290,22 @@ class TimedInside(Mode):
             installed = Completions.__dict__["create"]
             wrapper, original = installed._self_wrapper, installed.__wrapped__
         else:
-            tracer = fresh_providers()[0].get_tracer("bench")
-            wrapper = _span_only(tracer) if self.wrapper == "span" else _pass_through
+            provider = fresh_providers()[0]
+            if self.stamping and self.wrapper == "span":
+                from otel_tokens.auto import add_stamping_processor
+
+                add_stamping_processor(provider)
+            tracer = provider.get_tracer("bench")
+            wrapper = (
+                _span_only(tracer, with_attributes=self.wrapper == "span")
+                if self.wrapper in ("span", "bare")
+                else _pass_through
+            )
             original = Completions.__dict__["create"]
+        return wrapper, original
+
+    def measured(self, wrapper: Callable[..., Any]) -> Callable[..., Any]:
+        """``wrapper``, its own CPU time (the SDK method's subtracted) added to ``inside_s``."""
         mode = self
 
         def timed(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
@@ -278,14 +325,48 @@ class TimedInside(Mode):
             finally:
                 mode.inside_s += clock() - entered - sdk
 
-        self.replaced = Completions.__dict__["create"]
-        self.cls: Any = Completions
-        Completions.create = wrapt.FunctionWrapper(original, timed)  # type: ignore[method-assign]
+        return timed
 
     def teardown(self) -> None:
         self.cls.create = self.replaced
         if self.instrumented is not None:
             self.instrumented.teardown()
+
+
+class Counted(TimedInside):
+    """A wrapper whose own machine instructions callgrind counts (``--instructions``).
+
+    Counting is off outside the wrapper: the process runs under ``valgrind --tool=callgrind
+    --collect-atstart=no --toggle-collect=starmap_next --toggle-collect=dropwhile_next``, the
+    wrapper is called from inside ``itertools.starmap`` (counting on) and the SDK method it
+    wraps from inside ``itertools.dropwhile`` (counting off again), two C functions nothing
+    else on this path calls. Unlike CPU time, the count does not move with machine load.
+    """
+
+    counting = False  # the warm-up calls go around the counted path
+
+    def measured(self, wrapper: Callable[..., Any]) -> Callable[..., Any]:
+        import itertools
+
+        def counted(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+            if not Counted.counting:
+                return wrapper(wrapped, instance, args, kwargs)
+            result: list[Any] = []
+
+            def sdk_call(_: object) -> bool:
+                result.append(wrapped(*call[0], **call[1]))
+                return False
+
+            call: list[Any] = []
+
+            def sdk_method(*a: Any, **k: Any) -> Any:
+                call[:] = [a, k]
+                next(itertools.dropwhile(sdk_call, (0,)))
+                return result.pop()
+
+            return next(itertools.starmap(wrapper, ((sdk_method, instance, args, kwargs),)))
+
+        return counted
 
 
 class OfficialV2(Mode):
@@ -352,11 +433,15 @@ def paired_overhead(per_call: dict[str, list[float]], name: str, base: str) -> d
     return spread([a - b for a, b in zip(per_call[name], per_call[base], strict=True)])
 
 
-def timed_modes(name: str, instrumented: Mode) -> list[Mode]:
-    """Calibration, SDK-span floor and ``instrumented``, each read from inside the call."""
+def timed_modes(name: str, instrumented: Mode, stamping: bool) -> list[Mode]:
+    """Calibration, the SDK-span floors and ``instrumented``, each read from inside the call.
+
+    ``stamping``: ``instrumented`` runs with our stamping processor, so the floor does too.
+    """
     return [
         TimedInside("timed pass-through", "pass"),
-        TimedInside("timed SDK span only", "span"),
+        TimedInside("timed SDK span only", "span", stamping=stamping),
+        TimedInside("timed bare SDK span", "bare"),
         TimedInside(f"timed {name}", instrumented=instrumented),
     ]
 
@@ -367,9 +452,12 @@ def read_inside(inside: dict[str, list[float]], name: str) -> dict[str, dict[str
     """
     calibration = inside["timed pass-through"]
     ours, span = inside[f"timed {name}"], inside["timed SDK span only"]
+    bare = inside["timed bare SDK span"]
     return {
         "inside": spread([a - c for a, c in zip(ours, calibration, strict=True)]),
         "inside_span_only": spread([s - c for s, c in zip(span, calibration, strict=True)]),
+        "inside_bare_span": spread([b - c for b, c in zip(bare, calibration, strict=True)]),
+        "inside_above_span_only": spread([a - s for a, s in zip(ours, span, strict=True)]),
         "inside_over_span_only": spread(
             [(a - c) / (s - c) for a, s, c in zip(ours, span, calibration, strict=True)]
         ),
@@ -384,7 +472,7 @@ def bench_calls(url: str, calls: int, rounds: int) -> dict[str, Any]:
         Mode("none (again)"),  # the noise floor: same code, measured as a separate mode
         Ours("otel_tokens", with_metrics=False),
         Ours("otel_tokens+metrics", with_metrics=True),
-        *timed_modes("otel_tokens", Ours("otel_tokens", with_metrics=False)),
+        *timed_modes("otel_tokens", Ours("otel_tokens", with_metrics=False), stamping=True),
     ]
     with otel_tokens.usage_context(user_id="bench-user", correlation_id="bench"):
         with otel_tokens.node("bench_node"):
@@ -413,7 +501,7 @@ def peer_worker(name: str, url: str, calls: int, rounds: int) -> dict[str, Any]:
         Mode("none (again)"),
         OfficialV2(name, with_metrics=False),
         OfficialV2(f"{name}+metrics", with_metrics=True),
-        *timed_modes(name, OfficialV2(name, with_metrics=False)),
+        *timed_modes(name, OfficialV2(name, with_metrics=False), stamping=False),
     ]
     # A recording parent span, as the ``node`` span is for ours.
     with trace.get_tracer("bench").start_as_current_span("bench_node"):
@@ -431,6 +519,99 @@ def peer_worker(name: str, url: str, calls: int, rounds: int) -> dict[str, Any]:
         "per_call": per_call,
         "load_average": load_average(),
     }
+
+
+def counted_mode(name: str) -> Counted:
+    """A mode of ``--instructions``: ``pass``, ``bare``, ``span`` or an instrumentation.
+
+    The floors of ours have our stamping processor, like ours (see TimedInside); a peer's
+    (``peer:...``, run in the peer's venv) have not.
+    """
+    peer = name.startswith("peer:")
+    kind = name.removeprefix("peer:")
+    if kind in ("pass", "bare", "span"):
+        return Counted(name, kind, stamping=not peer)
+    if peer:
+        return Counted(name, instrumented=OfficialV2(kind, with_metrics=False))
+    return Counted(name, instrumented=Ours(kind, with_metrics=kind.endswith("+metrics")))
+
+
+def count_worker(name: str, url: str, calls: int) -> None:
+    """Under callgrind: warm up ``name`` uncounted, then make ``calls`` counted calls."""
+    import contextlib
+
+    import openai
+    from opentelemetry import trace
+
+    mode = counted_mode(name)
+    client = openai.OpenAI(base_url=url, api_key="bench", max_retries=0)
+    if name.startswith("peer:"):  # a recording parent span, as in peer_worker
+        scope: Any = trace.get_tracer("bench").start_as_current_span("bench_node")
+    else:
+        import otel_tokens
+
+        scope = contextlib.ExitStack()
+        scope.enter_context(otel_tokens.usage_context(user_id="bench-user", correlation_id="b"))
+        scope.enter_context(otel_tokens.node("bench_node"))
+    mode.setup()
+    with scope:
+        for _ in range(max(10, calls // 5)):
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        gc.collect()
+        Counted.counting = True
+        for _ in range(calls):
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        Counted.counting = False
+    mode.teardown()
+
+
+COUNTED = ("pass", "bare", "span", "otel_tokens", "otel_tokens+metrics")
+COUNTED_PEER = ("peer:pass", "peer:bare", "peer:span", "peer:openai-v2")
+
+
+def bench_instructions(url: str, calls: int) -> dict[str, Any]:
+    """Instructions executed inside the call per mode (pass-through subtracted), by callgrind.
+
+    Each mode runs in its own process under valgrind (about a minute each: imports are slow
+    there); the peer's modes in the peer's venv when it exists.
+    """
+    import re
+    import shutil
+    import tempfile
+
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        return {"errors": {"instructions": "valgrind not found"}}
+    peer, _ = peer_python("openai-v2", install=False)
+    runs = [(sys.executable, m) for m in COUNTED]
+    runs += [(str(peer), m) for m in COUNTED_PEER] if peer is not None else []
+    per_call: dict[str, float] = {}
+    errors: dict[str, str] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for python, name in runs:
+            done = subprocess.run(
+                [
+                    valgrind, "--tool=callgrind", "--collect-atstart=no",
+                    "--toggle-collect=starmap_next", "--toggle-collect=dropwhile_next",
+                    f"--callgrind-out-file={tmp}/callgrind.out", python, __file__,
+                    "--count-worker", name, "--url", url, "--calls", str(calls),
+                ],
+                capture_output=True, text=True, timeout=1800,
+            )  # fmt: skip
+            found = re.search(r"Collected : ([\d,]+)", done.stderr)
+            if done.returncode != 0 or found is None:
+                errors[name] = (done.stderr.strip().splitlines() or ["no output"])[-1]
+                continue
+            per_call[name] = int(found.group(1).replace(",", "")) / calls
+    out: dict[str, Any] = {"per_call_raw": per_call, "errors": errors}
+    for prefix in ("", "peer:"):
+        base = per_call.get(f"{prefix}pass")
+        if base is None:
+            continue
+        for name, value in per_call.items():
+            if name.startswith(prefix) and (prefix or not name.startswith("peer:")):
+                out[name] = value - base
+    return out
 
 
 def peer_python(name: str, install: bool) -> tuple[Path | None, str | None]:
@@ -649,6 +830,8 @@ def _print_inside(name: str, figures: dict[str, Any]) -> None:
     none = figures["none"]
     print(_row(f"  {name}, read inside the call", figures["inside"], none))
     print(_row("  SDK span alone, read inside the call", figures["inside_span_only"], none))
+    print(_row("  bare SDK span (no attributes)", figures["inside_bare_span"], none))
+    print(_row(f"  {name} above the SDK span alone", figures["inside_above_span_only"], none))
     ratio = figures["inside_over_span_only"]
     print(
         f"  {name} / SDK span alone, per round: {ratio['median']:.2f} "
@@ -696,6 +879,24 @@ def report(calls: dict[str, Any], peers: dict[str, Any], parts: dict[str, float]
     )
 
 
+def report_instructions(counts: dict[str, Any]) -> None:
+    print("instructions per call inside the call (callgrind; pass-through subtracted):")
+    for prefix, name in (("", "otel_tokens"), ("peer:", "openai-v2")):
+        span = counts.get(f"{prefix}span")
+        if span is None:
+            continue
+        bare = counts.get(f"{prefix}bare", float("nan"))
+        line = [f"  {prefix or 'ours: '}bare SDK span {bare:,.0f}"]
+        line.append(f"SDK span alone {span:,.0f}")
+        for mode in (name, f"{name}+metrics"):
+            if f"{prefix}{mode}" in counts:
+                value = counts[f"{prefix}{mode}"]
+                line.append(f"{mode} {value:,.0f} ({value / span:.2f}x span alone)")
+        print(", ".join(line))
+    for name, error in counts["errors"].items():
+        print(f"  {name}: unavailable: {error}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=200, help="calls per block")
@@ -704,7 +905,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--peers", choices=("auto", "off"), default="auto")
     parser.add_argument("--smoke", action="store_true", help="tiny run, a few seconds")
     parser.add_argument("--json", type=Path, help="write results as a JSON object here")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="also count instructions inside the call with callgrind (valgrind; ~10 min)",
+    )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--count-worker", help=argparse.SUPPRESS)
     parser.add_argument("--peer-worker", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -712,6 +919,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         serve()
         return 0
     use_sdk_globally()
+    if args.count_worker:
+        count_worker(args.count_worker, args.url, args.calls)
+        return 0
     if args.peer_worker:
         print(json.dumps(peer_worker(args.peer_worker, args.url, args.calls, args.rounds)))
         return 0
@@ -727,6 +937,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for name in PEERS
             if args.peers == "auto"
         }
+        counts = bench_instructions(url, min(args.calls, 100)) if args.instructions else {}
     finally:
         assert proc.stdin is not None
         proc.stdin.close()
@@ -734,6 +945,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     stamping = bench_stamping(args.spans, args.rounds)
     parts = bench_breakdown(args.calls * 10, max(3, args.rounds // 3))
     report(calls, peers, parts)
+    if counts:
+        report_instructions(counts)
     ours = calls["otel_tokens"]["median"]
     inside = calls["inside"]["median"]
     # The end-to-end median alone can land under the target by noise (see the noise floor);
@@ -769,6 +982,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "otel_tokens_inside": calls["inside"],
         "otel_tokens_inside_share_of_call": calls["inside"]["median"] / calls["none"]["median"],
         "sdk_span_only_inside_us_per_call": calls["inside_span_only"]["median"],
+        "sdk_bare_span_inside_us_per_call": calls["inside_bare_span"]["median"],
+        "otel_tokens_above_sdk_span_only_us_per_call": calls["inside_above_span_only"]["median"],
         "otel_tokens_over_sdk_span_only": calls["inside_over_span_only"]["median"],
         **parts,
         "openai_v2_overhead_us_per_call": v2.get("overhead", {}).get("median"),
@@ -782,6 +997,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "meets_call_target": meets_call_target,
         "meets_span_target": stamping["stamping_us_per_span"] <= TARGET_SPAN_US,
         "per_call": calls["per_call"],
+        **({"instructions": counts} if counts else {}),
     }
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
