@@ -555,3 +555,29 @@ def test_random_attributes_never_raise_and_columns_have_their_types(
         and row["cache_creation_tokens"] is not None
     ):
         assert row["input_tokens"] >= row["cache_read_tokens"] + row["cache_creation_tokens"]
+
+
+@pytest.mark.parametrize("remembered", [True, False])
+def test_attribute_names_are_classified_the_same_once_too_many_were_seen(
+    monkeypatch: pytest.MonkeyPatch, remembered: bool
+) -> None:
+    """Names are remembered up to a limit (a sender making up names must not grow memory);
+    past it they are classified each time, with the same result."""
+    if not remembered:
+        monkeypatch.setattr(normalize, "_MAX_ACTIONS", 0)
+    raw = {
+        "gen_ai.usage.input_tokens": 10,
+        "traceloop.association.properties.user_id": "u-new",
+        "gen_ai.prompt.0.content": "hi",
+        "llm.input_messages.0.message.content": "hi",
+        f"made.up.name.{remembered}": "x",  # a name no other test has shown the processor
+    }
+    for _ in range(2):  # the second pass reads what the first remembered
+        row, kept, counters = normalised(dict(raw))
+        assert row["input_tokens"] == 10 and row["user_id"] == "u-new"
+        assert kept == {
+            "traceloop.association.properties.user_id": "u-new",
+            f"made.up.name.{remembered}": "x",
+        }
+        assert counters["content_attributes_dropped"] == 2
+    assert (f"made.up.name.{remembered}" in normalize._ACTIONS) is remembered
