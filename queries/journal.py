@@ -4,7 +4,8 @@ DuckDB stores a small transaction row by row in its write-ahead log and rewrites
 file at the next checkpoint; a transaction of a whole row group (``BULK_LOAD_SPANS`` rows) is
 written once, compressed, straight into the file, at a third of the CPU per span. So the
 collector acknowledges a batch once it is in the journal, and loads the journal into DuckDB in
-large pieces (a bulk load), as log-structured stores do.
+large pieces (a bulk load), as log-structured stores do: no per-commit statements and
+checkpoint rewrites for every small group commit.
 
 Layout: a directory beside the database, ``<db>.journal/``, holding segments
 ``NNNNNNNNNNNN.arrows`` (Arrow IPC stream files, ``SPANS_SCHEMA``, one message per batch, each
@@ -36,9 +37,12 @@ from queries.schema import SPANS_SCHEMA
 
 log = logging.getLogger("otel_tokens.journal")
 
-#: Spans per bulk load: DuckDB's row group size (122,880 rows), the size it writes straight to
-#: the file instead of through its write-ahead log.
-BULK_LOAD_SPANS = 122_880
+#: Spans per bulk load: half of DuckDB's row group (122,880 rows, the size it writes straight to
+#: the file instead of through its write-ahead log). A whole row group costs less CPU per span,
+#: but a load holds its spans twice while it runs (the mapped segments and DuckDB's insert
+#: buffers, ~1 KB per span together): at 122,880 the collector tree went past 400 MB under
+#: 2x overload (bench/ingest.py --overload, docs/collector.md).
+BULK_LOAD_SPANS = 61_440
 
 SEGMENT_SUFFIX = ".arrows"
 _LOCK_NAME = "lock"
@@ -107,6 +111,8 @@ def load_segments(
         for p in piece:
             p.unlink(missing_ok=True)
         read += table.num_rows
+        # Unmap this piece before the next is read: the pages the load touched count in RSS.
+        del table, tables
     if paths:
         _sync_directory(paths[0].parent)  # the deletes: a crash must not bring them back late
     return read

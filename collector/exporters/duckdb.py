@@ -4,11 +4,12 @@ The pipeline's single writer thread calls ``export``. With the journal on (the d
 is appended to the journal beside the database (``queries.journal``: Arrow IPC files, fsynced)
 and ``export`` returns: that is the durable commit the receiver acknowledges. A loader thread
 then moves the journal into the spans table in bulk, one idempotent ``append_spans``
-transaction per ``bulk_load_spans`` spans (DuckDB's row group, which it writes straight to the
-file instead of through its write-ahead log and a later checkpoint: a third of the CPU per span
-of small commits), or after ``bulk_load_interval`` for whatever is there, so the table is never
-far behind. A query through ``cursor()`` (the admin API, the CLI against a running collector)
-loads first, so it sees every acknowledged span. A load that fails keeps its segments and is
+transaction per ``bulk_load_spans`` spans (half a DuckDB row group: the fixed statements of a
+commit and the checkpoint work are paid once per load, not once per small group commit), or
+after ``bulk_load_interval`` for whatever is there. Loading runs in its own thread, so journal
+appends (and acknowledgements) go on while DuckDB works. A query through ``cursor()`` (the
+admin API, the CLI against a running collector) and a ``/metrics`` scrape (``counters()``) load
+first, so they see every acknowledged span. A load that fails keeps its segments and is
 retried; at start, leftover segments (a crash) are loaded before anything else.
 
 With ``journal: false`` every batch is its own DuckDB transaction, committed before ``export``
@@ -55,8 +56,10 @@ class Config:
     idle_checkpoint: float = 2.0  # seconds without a batch before the writer checkpoints; 0 = never
     threads: int = 0  # DuckDB worker threads; 0 = DuckDB's default (all cores)
     # DuckDB memory_limit: without one DuckDB keeps freed buffers up to 80% of RAM, and the
-    # collector's RSS only grows. Queries through the admin API spill to disk beyond it.
-    memory_limit: str = "128MB"  # "" = DuckDB's default
+    # collector's RSS only grows. Queries through the admin API spill to disk beyond it. DuckDB
+    # keeps the blocks a bulk load wrote cached up to this limit: at 128MB the collector's RSS
+    # passed memory_limiter's 300 MiB in bench/ingest.py (503s); at 64MB it stayed ~270 MB.
+    memory_limit: str = "64MB"  # "" = DuckDB's default
     # Acknowledge batches once they are in the journal (<path>.journal/) and load them into
     # DuckDB in bulk; false = one DuckDB transaction per batch before acknowledging.
     journal: bool = True
@@ -238,13 +241,16 @@ class DuckDBExporter:
             self._load_wanted.clear()
             if self._stopping.is_set():
                 return
-            try:
-                if self._load_due():
+            if self._load_due():
+                try:
                     self.load()
-                else:
-                    self._checkpoint_if_idle()
+                except Exception:
+                    pass  # logged by load(); retried at the next tick after _retry_at
+                continue
+            try:
+                self._checkpoint_if_idle()
             except Exception:
-                pass  # logged by load(); retried at the next tick after _retry_at
+                log.exception("duckdb: idle checkpoint failed")
 
     def _store(self, table: pa.Table) -> int:
         """One idempotent DuckDB transaction; counts what was new (caller holds _db_lock)."""
