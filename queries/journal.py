@@ -192,9 +192,25 @@ class Journal:
         if self._writer is None:
             self._open_segment()
         assert self._writer is not None and self._file is not None
-        self._writer.write_table(table)
-        self._file.flush()
-        os.fdatasync(self._fd)
+        try:
+            self._writer.write_table(table)
+            self._file.flush()
+            os.fdatasync(self._fd)
+        except BaseException:
+            # A failed write may have left part of a message (e.g. disk full): nothing may follow
+            # it in this file, or the batches after it could not be read. The part is skipped
+            # at the load like a crash's; the next append starts a new segment.
+            self._abandon_segment()
+            raise
+
+    def _abandon_segment(self) -> None:
+        self._writer = None
+        if self._file is not None:
+            try:
+                self._file.close()
+            except OSError:
+                pass
+            self._file = None
 
     def seal(self) -> list[Path]:
         """Close the open segment (the next append starts a new one); returns every segment on

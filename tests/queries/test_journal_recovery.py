@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from queries import journal, store
 
@@ -93,3 +94,27 @@ def test_loading_a_segment_again_after_its_commit_stores_nothing_twice(tmp_path)
     shutil.copy(copy, segment)  # as if the delete never happened
     store.connect(db).close()
     assert _count(db) == 3
+
+
+def test_after_a_failed_append_the_next_batches_go_to_a_new_segment(tmp_path, monkeypatch):
+    """Injected: a failing fdatasync (a real one needs a full or failing disk). The batch is
+    not acknowledged; the ones after it must stay readable."""
+    db = tmp_path / "spans.duckdb"
+    store.connect(db).close()
+    owner = journal.Journal(journal.directory_for(db))
+    owner.append(journal.as_spans(_batch(0, 2)))
+
+    def failing(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(journal.os, "fdatasync", failing)
+    with pytest.raises(OSError):  # no acknowledgement
+        owner.append(journal.as_spans(_batch(2, 2)))
+    monkeypatch.undo()
+    owner.append(journal.as_spans(_batch(4, 3)))
+    owner.close()
+    assert len(journal.segments(journal.directory_for(db))) == 2
+    store.connect(db).close()
+    # The first and last batches were acknowledged; the middle one was not, but it reached the
+    # file whole, so it is stored as well (a client re-sending it is deduplicated).
+    assert _count(db) == 7
