@@ -27,6 +27,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import struct
 import subprocess
@@ -509,9 +510,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "db_bytes": db.stat().st_size,
         }
     )
-    for f in tmp.iterdir():
-        f.unlink()
-    tmp.rmdir()
+    shutil.rmtree(tmp)  # the database, its config, and a journal a failed last load left
     return result
 
 
