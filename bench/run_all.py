@@ -78,6 +78,8 @@ STEPS: tuple[Step, ...] = (
     # append_spans per span by batch size on a copy of views.py's database (run after it).
     Step("append", "bench/append.py"),
     Step("pricing", "bench/pricing.py", optional=True),
+    # The worker path's CPU per span by stage, in one process (~1 min): what ingest's workers do.
+    Step("prepare", "bench/prepare.py"),
 )
 
 TARGETS: tuple[Target, ...] = (
