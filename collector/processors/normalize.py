@@ -477,14 +477,19 @@ class Normalizer:
         counts = dict.fromkeys(self._counters, 0)
         counts["spans"] = len(rows)
         interesting = _INTERESTING
+        normalise = self._normalise
+        genai = 0
         for row in rows:
             attrs = row.get("attributes")
             if not attrs or interesting.isdisjoint(attrs):
                 continue
             try:
-                self._normalise(row, attrs, counts)
+                if normalise(row, attrs, counts):
+                    genai += 1
             except Exception:  # never lose a span to a bug here: store it as it came
+                genai += 1
                 counts["span_errors"] += 1
+        counts["genai_spans"] += genai
         with self._lock:
             for key, value in counts.items():
                 self._counters[key] += value
@@ -497,16 +502,16 @@ class Normalizer:
     # -- one span --------------------------------------------------------------------------------
     def _normalise(
         self, row: dict[str, Any], attrs: dict[str, Any], counts: dict[str, int]
-    ) -> None:
+    ) -> bool:
+        """Normalise one span; False when its attributes are not a dict (left as they are)."""
         if not isinstance(attrs, dict):
-            return
-        counts["genai_spans"] += 1
+            return False
         # One pass over the span's own attributes (a dozen or two), building the attributes that
         # stay. A standard attribute of the right type goes straight to its column and is not
         # kept; anything else keeps the best-ranked candidate per column, coerced afterwards.
         kept: dict[str, Any] = {}
-        best: dict[str, tuple[int, str, Any, Coercer]] = {}
-        associations: list[tuple[str, Any]] = []
+        best: dict[str, tuple[int, str, Any, Coercer]] | None = None
+        associations: list[tuple[str, Any]] | None = None
         markers = dropped = 0
         capture = self.config.capture_content
         action_for = _ACTIONS.get
@@ -518,6 +523,8 @@ class Normalizer:
                 if action == _PLAIN:
                     kept[key] = raw
                 elif action == _ASSOCIATION:
+                    if associations is None:
+                        associations = []
                     associations.append((key, raw))
                     kept[key] = raw
                 elif action == _CONTENT_PREFIXED:
@@ -541,13 +548,15 @@ class Normalizer:
                 elif kind is bool or 0 <= raw <= _MAX_INT64:
                     row[column] = raw
                     continue
+            if best is None:
+                best = {}
             for column, rank, coerce in info:
                 current = best.get(column)
                 if current is None or rank < current[0]:
                     best[column] = (rank, key, raw, coerce)
             kept[key] = raw
 
-        for column, (rank, key, raw, coerce) in best.items():
+        for column, (rank, key, raw, coerce) in best.items() if best else ():
             if row.get(column) is not None:
                 continue
             value, state = coerce(raw)
@@ -571,7 +580,7 @@ class Normalizer:
                         break
 
         # OpenLLMetry association properties: the ids it attaches to every span of a workflow.
-        for key, raw in associations:
+        for key, raw in associations or ():
             target = _ASSOCIATION_COLUMNS.get(key[_ASSOCIATION_PREFIX_LEN:].lower())
             if target is not None and row.get(target) is None:
                 value, state = _text(raw)
@@ -589,6 +598,7 @@ class Normalizer:
         if markers & _COST:
             self._cost(row, attrs, kept, counts)
         row["attributes"] = kept
+        return True
 
     def _tokens(
         self,
