@@ -127,7 +127,6 @@ def rows_from_request(request: Any, received_at: int | None = None) -> Decoded:
     append = rows.append
     kinds = KINDS
     statuses = STATUS_CODES
-    trace_hex: dict[bytes, str] = {}  # spans of a trace travel together: hex each id once
     for rs in request.resource_spans:
         resource_attributes = _attrs(rs.resource.attributes)
         service = resource_attributes.get(SERVICE_NAME)
@@ -137,13 +136,10 @@ def rows_from_request(request: Any, received_at: int | None = None) -> Decoded:
             copy = _scope_template(service, ss.scope.name or None, resource_attributes, now).copy
             for sp in ss.spans:
                 tid = sp.trace_id
-                tid_hex = trace_hex.get(tid)
-                if tid_hex is None:
-                    if len(tid) != 16 or tid == _ZERO_TRACE:
-                        out.reject("trace_id must be 16 bytes and not all zero")
-                        continue
-                    tid_hex = trace_hex[tid] = tid.hex()
                 sid = sp.span_id
+                if len(tid) != 16 or tid == _ZERO_TRACE:
+                    out.reject("trace_id must be 16 bytes and not all zero")
+                    continue
                 if len(sid) != 8 or sid == _ZERO_SPAN:
                     out.reject("span_id must be 8 bytes and not all zero")
                     continue
@@ -157,7 +153,7 @@ def rows_from_request(request: Any, received_at: int | None = None) -> Decoded:
                 kind = sp.kind
                 code = status.code
                 row = copy()
-                row["trace_id"] = tid_hex
+                row["trace_id"] = tid.hex()
                 row["span_id"] = sid.hex()
                 if len(pid) == 8 and pid != _ZERO_SPAN:
                     row["parent_span_id"] = pid.hex()
