@@ -18,9 +18,9 @@ import pyarrow.compute as pc
 
 from queries import schema
 
-try:  # ~6x faster than the standard library's C encoder for attribute dicts
+try:  # ~6x faster than the standard library's C encoder for attribute dicts (a dependency)
     import orjson as _orjson
-except ImportError:  # pragma: no cover - an optional speed-up
+except ImportError:  # pragma: no cover - an environment that installed us without it
     _orjson = None  # type: ignore[assignment]
 
 _TS_NS = pa.timestamp("ns", tz="UTC")
