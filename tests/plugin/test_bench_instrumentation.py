@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.bench import run_smoke
 
 
 def test_instrumentation_benchmark_smoke_writes_its_results(tmp_path: Path) -> None:
-    out = tmp_path / "instrumentation.json"
-    done = subprocess.run(
-        [sys.executable, str(REPO / "bench/instrumentation.py"), "--smoke", "--json", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=REPO,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "µs/call" in done.stdout and "stamping" in done.stdout
-    result = json.loads(out.read_text())
+    result, printed = run_smoke("instrumentation.py", tmp_path)
+    assert "µs/call" in printed and "stamping" in printed
     for key in (
         "none_us_per_call",
         "otel_tokens_us_per_call",

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from otel_tokens import pricing
 from otel_tokens.pricing import Cost, PriceBook, load_overrides
 from otel_tokens.usage import Usage
+from tests.support.bench import run_smoke
 from tests.support.replay_server import usage_entries
 
 REF = "genai-prices 0.2.3"
@@ -400,21 +401,8 @@ BOOK = PriceBook()  # shared by the property test, so cached and uncached paths 
 
 
 def test_pricing_benchmark_smoke_run_prints_and_writes_its_json(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
-    out = tmp_path / "pricing.json"
-    root = Path(__file__).resolve().parents[2]
-    done = subprocess.run(
-        [sys.executable, str(root / "bench" / "pricing.py"), "--smoke", "--json", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "price lookup" in done.stdout
-    results = json.loads(out.read_text())
+    results, printed = run_smoke("pricing.py", tmp_path, timeout=120)
+    assert "price lookup" in printed
     assert results["smoke"] is True
     assert results["cached_lookup_us"] > 0 and results["raw_lookup_us"] > 0
     assert set(results["ingest_mix_us_per_span"]) == {"gen_ai_normalize", "gen_ai_cost"}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import click
 
 from otel_tokens.cli import main
+from tests.support.bench import run_smoke
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -44,7 +44,6 @@ def test_every_view_is_documented():
 
 
 def test_view_benchmark_smoke(tmp_path):
-    out = tmp_path / "views.json"
     db = tmp_path / "bench.duckdb"
     generated = subprocess.run(
         [sys.executable, "bench/generate.py", "--spans", "5000", "--db", str(db), "--seed", "3"],
@@ -55,35 +54,20 @@ def test_view_benchmark_smoke(tmp_path):
     )
     assert generated.returncode == 0, generated.stderr
     assert "wrote 5,000 spans" in generated.stdout
-    result = subprocess.run(
-        [sys.executable, "bench/views.py", "--smoke", "--json", str(out)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
-    doc = json.loads(out.read_text())["views"]
+    results, printed = run_smoke("views.py", tmp_path)
+    doc = results["views"]
     assert doc["spans"] == 20_000
     assert doc["views"]["usage_by_node"]["rows"] >= 5  # the generator's nodes (+ NULL)
     assert doc["trace_lookup"]["spans"] > 1
     assert doc["bytes_per_span"] > 0
-    assert "usage_by_user" in result.stdout
+    assert "usage_by_user" in printed
 
 
 def test_append_benchmark_smoke(tmp_path):
-    out = tmp_path / "append.json"
-    result = subprocess.run(
-        [sys.executable, "bench/append.py", "--smoke", "--json", str(out)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
-    doc = json.loads(out.read_text())["append"]
+    results, printed = run_smoke("append.py", tmp_path)
+    doc = results["append"]
     assert doc["stored_spans"] == 20_000
     runs = doc["append"]
     assert {"foreign_512", "plugin_512", "foreign_2048", "plugin_2048"} <= set(runs)
     assert all(r["us_per_span"] > 0 and r["batches"] >= 3 for r in runs.values())
-    assert "µs/span" in result.stdout
+    assert "µs/span" in printed
