@@ -119,6 +119,15 @@ def _init_worker(specs: Sequence[StageSpec], collector_pid: int) -> None:
     threading.Thread(target=_exit_with, args=(collector_pid,), daemon=True).start()
 
 
+#: Imported once by the fork server, so that every worker shares their pages instead of loading
+#: its own copy: the processors, and genai-prices with its price data (~25 MB per process).
+FORKSERVER_PRELOAD = (
+    "collector.workers",
+    "collector.processors.normalize",
+    "collector.processors.cost",
+    "genai_prices.data",
+)
+
 #: The young generation's collection threshold in a worker (Python's default is 700).
 GC_YOUNG_THRESHOLD = 10_000
 
@@ -209,7 +218,7 @@ class WorkerPool:
 
     def _new_executor(self) -> ProcessPoolExecutor:
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["collector.workers"])
+        ctx.set_forkserver_preload(list(FORKSERVER_PRELOAD))
         executor = ProcessPoolExecutor(
             self.workers,
             mp_context=ctx,

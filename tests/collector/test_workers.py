@@ -154,3 +154,14 @@ def test_workers_that_cannot_be_restarted_are_tried_again_later(monkeypatch):
         assert pool.prepare(["traces"], body, workers.PROTOBUF, 1).spans == 1
     finally:
         pool.shutdown()
+
+
+def test_every_fork_server_preload_module_imports():
+    # The fork server skips a preload module that fails to import without a word: a renamed
+    # module would quietly cost every worker its own copy again.
+    import importlib
+
+    from collector import workers
+
+    for name in workers.FORKSERVER_PRELOAD:
+        assert importlib.import_module(name).__name__ == name
