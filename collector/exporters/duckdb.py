@@ -142,8 +142,8 @@ class DuckDBExporter:
                 self.journal = journal.Journal(journal.directory_for(path))
                 # Whatever a stopped collector left is loaded first (if that fails, the
                 # loader retries it like any failed load).
-                self._unloaded = 1
-                self._oldest = time.monotonic()
+                self._unloaded = journal.spans_in(self.journal.seal())
+                self._oldest = time.monotonic() if self._unloaded else None
                 try:
                     self.load()
                 except Exception:
