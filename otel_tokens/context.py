@@ -62,7 +62,9 @@ class Scope:
 
 
 EMPTY_SCOPE = Scope({})
-_current: ContextVar[Scope | None] = ContextVar("otel_tokens_scope", default=None)
+#: The innermost active scope. Hot paths (the stamping processor, every LLM call) read it with
+#: ``ACTIVE_SCOPE.get()``, one C call; everything else uses :func:`current_scope`.
+ACTIVE_SCOPE: ContextVar[Scope | None] = ContextVar("otel_tokens_scope", default=None)
 _propagate = False
 
 
@@ -74,11 +76,11 @@ def _attribute_value(value: Any) -> AttributeValue:
 
 def current_scope() -> Scope | None:
     """The innermost active scope in this context, or None."""
-    return _current.get()
+    return ACTIVE_SCOPE.get()
 
 
 def current_node() -> str | None:
-    return node_of(_current.get())
+    return node_of(ACTIVE_SCOPE.get())
 
 
 def node_of(scope: Scope | None) -> str | None:
@@ -125,11 +127,11 @@ class _ScopeManager:
         return self
 
     def _scope(self) -> Scope:
-        return (_current.get() or EMPTY_SCOPE).derive(self._changes)
+        return (ACTIVE_SCOPE.get() or EMPTY_SCOPE).derive(self._changes)
 
     @staticmethod
     def _activate(scope: Scope, span: trace.Span | None) -> tuple[Any, Any]:
-        scope_token = _current.set(scope)
+        scope_token = ACTIVE_SCOPE.set(scope)
         ctx = None
         if _propagate:
             ctx = otel_context.get_current()
@@ -150,7 +152,7 @@ class _ScopeManager:
         except Exception:  # never break the application
             logger.debug("otel_tokens: leaving a scope failed", exc_info=True)
         finally:
-            _current.reset(scope_token)
+            ACTIVE_SCOPE.reset(scope_token)
 
     @staticmethod
     def _end_span(span: trace.Span | None, exc: BaseException | None) -> None:
@@ -167,11 +169,11 @@ class _ScopeManager:
     def __enter__(self) -> Scope:
         scope = self._scope()
         # The scope is set before the span starts so the node span itself is stamped too.
-        scope_token = _current.set(scope)
+        scope_token = ACTIVE_SCOPE.set(scope)
         try:
             span = self._start_span()
         finally:
-            _current.reset(scope_token)
+            ACTIVE_SCOPE.reset(scope_token)
         self._tokens.append((self._activate(scope, span), span))
         return scope
 
@@ -259,11 +261,11 @@ class _ScopeManager:
             # yield, which keeps it out of the code iterating the generator.
             manager = self._copy()
             scope = manager._scope()
-            scope_token = _current.set(scope)
+            scope_token = ACTIVE_SCOPE.set(scope)
             try:
                 span = manager._start_span()
             finally:
-                _current.reset(scope_token)
+                ACTIVE_SCOPE.reset(scope_token)
             agen = func(*args, **kwargs)
             send_value: Any = None
             error: BaseException | None = None

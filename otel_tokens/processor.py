@@ -16,7 +16,7 @@ from otel_tokens.attributes import BAGGAGE_KEYS
 
 logger = logging.getLogger(__name__)
 
-_current = scopes._current  # the ContextVar itself: one C call per span
+_active_scope = scopes.ACTIVE_SCOPE  # the ContextVar itself: one C call per span
 
 
 def set_valid_attributes(span: Any, values: Mapping[str, Any]) -> None:
@@ -54,7 +54,7 @@ class StampingProcessor(SpanProcessor):
     """
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        scope = _current.get()
+        scope = _active_scope.get()
         if scopes._propagate:
             self._stamp_with_baggage(span, scope, parent_context)
         elif scope is not None:

@@ -14,8 +14,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode, Tracer
 
 from otel_tokens import attributes as attr
-from otel_tokens.context import _current as _current_scope
-from otel_tokens.context import node_of
+from otel_tokens.context import ACTIVE_SCOPE, node_of
 from otel_tokens.metrics import MetricAttributes, get_metrics
 from otel_tokens.processor import set_valid_attributes
 from otel_tokens.usage import Usage
@@ -190,7 +189,7 @@ class LLMCall:
         self.request_model = request_model
         self._owned = existing_span is None
         # The scope at the start of the call gives the metrics' node (a stream may end elsewhere).
-        self._scope = _current_scope.get()
+        self._scope = ACTIVE_SCOPE.get()
         self.span: Span = existing_span or INVALID_SPAN
         self._values: dict[str, Any] = {}
         self._shape: _Shape | None = None
