@@ -32,13 +32,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-import pyarrow as pa  # noqa: E402
 from ingest import build_request  # noqa: E402
 
 from collector.processors import cost, normalize  # noqa: E402
 from collector.receivers import decode  # noqa: E402
 from collector.rows import rows_to_table  # noqa: E402
-from collector.workers import Stage, tune_gc  # noqa: E402
+from collector.workers import Stage, ipc_bytes, tune_gc  # noqa: E402
 
 STAGES = ("decode", "normalize", "cost", "arrow", "ipc")
 
@@ -52,14 +51,6 @@ def default_stage() -> Stage:
             ("gen_ai_cost", cost.create(cost.create_default_config())),
         ],
     )
-
-
-def ipc_bytes(table: pa.Table) -> bytes:
-    """As ``collector.workers._prepare_in_worker`` serialises a table for the collector."""
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue().to_pybytes()
 
 
 def one_round(body: bytes, requests: int, stage: Stage) -> dict[str, float]:

@@ -172,16 +172,19 @@ def _ready() -> int:
     return os.getpid()
 
 
+def ipc_bytes(table: pa.Table) -> bytes:
+    """A worker's table as the Arrow IPC stream it sends back (read without copying)."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
 def _prepare_in_worker(
     pipelines: Sequence[str], body: bytes, fmt: str, received_at: int
 ) -> tuple[list[bytes], int, int, str, int, dict[str, dict[str, dict[str, int]]]]:
     prepared = prepare([_stages[name] for name in pipelines], body, fmt, received_at)
-    streams = []
-    for table in prepared.tables:
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, table.schema) as writer:
-            writer.write_table(table)
-        streams.append(sink.getvalue().to_pybytes())
+    streams = [ipc_bytes(table) for table in prepared.tables]
     counters = {name: stage.counters() for name, stage in _stages.items()}
     return streams, prepared.spans, prepared.rejected, prepared.message, os.getpid(), counters
 
