@@ -226,6 +226,22 @@ def test_migrations_are_idempotent(tmp_path: Path):
     con.close()
 
 
+def test_a_database_from_before_024_loses_its_correlation_id_index(tmp_path: Path):
+    """Migration 015's ART index is dropped (DuckDB holds it whole in memory on every write);
+    the stored spans stay and new ones still load."""
+    path = tmp_path / "indexed.duckdb"
+    con = connect(path)
+    append_spans(con, dataset.table(dataset.ROWS[:4]))
+    con.execute("CREATE INDEX spans_correlation_id ON spans (correlation_id)")
+    con.execute("DELETE FROM schema_migrations WHERE name = '024_drop_correlation_id_index'")
+    con.close()
+    con = connect(path)
+    assert rows(con, "SELECT index_name FROM duckdb_indexes() WHERE table_name = 'spans'") == []
+    assert append_spans(con, dataset.table()) == len(dataset.ROWS) - 4
+    assert rows(con, "SELECT count(*) AS n FROM spans") == [{"n": len(dataset.ROWS)}]
+    con.close()
+
+
 def test_a_changed_view_is_reapplied_and_the_table_is_not(tmp_path: Path, edit_migration):
     con = connect(tmp_path / "m.duckdb")
     append_spans(con, dataset.table())
