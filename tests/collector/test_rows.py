@@ -107,3 +107,27 @@ def _same(a: Any, b: Any) -> bool:
     if isinstance(a, list) and isinstance(b, list):
         return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
     return type(a) is type(b) and a == b
+
+
+def test_columns_a_row_lacks_and_columns_no_row_has_are_null() -> None:
+    full = _row({"a": 1})
+    full["node"] = "plan"
+    short = _row({"b": 2})
+    del short["name"], short["node"]  # a processor dropped them
+    table = rows_to_table([full, short])
+    assert table.column("name").to_pylist() == ["chat", None]
+    assert table.column("node").to_pylist() == ["plan", None]
+    assert table.column("user_id").null_count == 2  # no row has one
+    assert table.schema == rows.schema.SPANS_SCHEMA
+
+
+def test_the_transposition_keeps_each_value_in_its_row_and_column() -> None:
+    data = [{"a": 1, "b": "x"}, {"b": None}, {"a": 3, "c": [1]}]
+    assert rows._fast_rows.columns(data, ("a", "b", "c", "d")) == [
+        [1, None, 3],
+        ["x", None, None],
+        [None, None, [1]],
+        None,
+    ]
+    with pytest.raises(TypeError):
+        rows._fast_rows.columns([{"a": 1}, ("not", "a", "dict")], ("a",))  # type: ignore[list-item]

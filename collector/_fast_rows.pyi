@@ -1,0 +1,3 @@
+from typing import Any
+
+def columns(rows: list[dict[str, Any]], names: tuple[str, ...], /) -> list[list[Any] | None]: ...
