@@ -109,14 +109,14 @@ def requests(draw: st.DrawFn) -> ExportTraceServiceRequest:
     return request
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(requests())
 def test_generated_requests_decode_to_the_reference_rows(request):
     # Every generated span is valid and no sub-message is sent twice: nothing to decline.
     assert assert_same_or_declined(request.SerializeToString())
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(requests(), st.data())
 def test_mutated_requests_are_decoded_as_the_reference_does_or_declined(request, data):
     body = bytearray(request.SerializeToString())
