@@ -27,9 +27,9 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 import pyarrow as pa
 
@@ -37,12 +37,13 @@ from queries.schema import SPANS_SCHEMA
 
 log = logging.getLogger("otel_tokens.journal")
 
-#: Spans per bulk load: half of DuckDB's row group (122,880 rows, the size it writes straight to
-#: the file instead of through its write-ahead log). A whole row group costs less CPU per span,
-#: but a load holds its spans twice while it runs (the mapped segments and DuckDB's insert
-#: buffers, ~1 KB per span together): at 122,880 the collector tree went past 400 MB under
-#: 2x overload (bench/ingest.py --overload, docs/collector.md).
-BULK_LOAD_SPANS = 61_440
+#: Spans per bulk load: one DuckDB row group. DuckDB writes a transaction of at least a row
+#: group straight to the file, compressed; a smaller one goes row by row through its write-ahead
+#: log, stays in memory until the next checkpoint and is rewritten there: ~1.7x the CPU per
+#: span of the whole exporter, and at 10 M spans stored such loads ran out of the 64MB
+#: memory_limit (bench/append.py, docs/collector.md). The loader stores whole row groups and
+#: leaves the rest of the journal for the next load (``load_segments(whole_pieces=True)``).
+BULK_LOAD_SPANS = 122_880
 
 SEGMENT_SUFFIX = ".arrows"
 _LOCK_NAME = "lock"
@@ -101,42 +102,70 @@ def as_spans(table: pa.Table) -> pa.Table:
     return table.select(list(SPANS_SCHEMA.names)).cast(SPANS_SCHEMA)
 
 
+class Loaded(NamedTuple):
+    """What ``load_segments`` did: spans stored, and how many spans at the start of the oldest
+    segment it left on disk were stored already (the next load's ``skip``)."""
+
+    stored: int
+    skip: int
+
+
 def load_segments(
-    paths: list[Path], store: Callable[[pa.Table], object], at_least: int = BULK_LOAD_SPANS
-) -> int:
-    """Store the spans of ``paths`` (oldest first) through ``store``, in pieces of at least
-    ``at_least`` spans where there are that many, deleting each piece's segments after
-    ``store`` returned; returns the spans read. A failing ``store`` raises, and the segments
-    not stored yet stay on disk."""
-    read = 0
-    for piece, tables in _pieces(paths, at_least):
-        table = pa.concat_tables(tables) if len(tables) != 1 else tables[0]
-        if table.num_rows:
-            store(table)
-        for p in piece:
-            p.unlink(missing_ok=True)
-        read += table.num_rows
-        # Unmap this piece before the next is read: the pages the load touched count in RSS.
-        del table, tables
-    if paths:
-        _sync_directory(paths[0].parent)  # the deletes: a crash must not bring them back late
-    return read
+    paths: list[Path],
+    store: Callable[[pa.Table], object],
+    at_least: int = BULK_LOAD_SPANS,
+    *,
+    skip: int = 0,
+    whole_pieces: bool = False,
+) -> Loaded:
+    """Store the spans of ``paths`` (oldest first; the first ``skip`` spans of ``paths[0]`` are
+    stored already) through ``store``, in pieces of at least ``at_least`` spans where there are
+    that many, deleting each segment once all its spans are stored. A failing ``store`` raises,
+    and the segments not stored yet stay on disk.
 
-
-def _pieces(paths: list[Path], at_least: int) -> Iterator[tuple[list[Path], list[pa.Table]]]:
-    piece: list[Path] = []
-    tables: list[pa.Table] = []
-    rows = 0
+    With ``whole_pieces`` every piece is exactly ``at_least`` spans (DuckDB writes a whole row
+    group straight to the file; see ``BULK_LOAD_SPANS``), and the rest stays in the journal for
+    the next load. A segment stays on disk until all its spans are stored: after a crash
+    its stored spans are loaded again, which changes nothing (appends are idempotent).
+    """
+    waiting: list[tuple[Path, pa.Table]] = []  # segments with spans not stored, oldest first
+    rows = -skip  # spans of ``waiting`` not stored
+    stored = 0
     for p in paths:
         t = read_segment(p)
-        piece.append(p)
-        tables.append(t)
+        waiting.append((p, t))
         rows += t.num_rows
-        if rows >= at_least:
-            yield piece, tables
-            piece, tables, rows = [], [], 0
-    if piece:
-        yield piece, tables
+        # Whole pieces are one row group each: a bigger transaction needs more DuckDB memory.
+        while rows >= at_least:
+            n = at_least if whole_pieces else rows
+            skip = _store_piece(waiting, skip, n, store)
+            stored += n
+            rows -= n
+    rest = 0 if whole_pieces else rows
+    skip = _store_piece(waiting, skip, rest, store)  # also deletes segments without spans left
+    stored += rest
+    if paths:
+        _sync_directory(paths[0].parent)  # the deletes: a crash must not bring them back late
+    return Loaded(stored, skip)
+
+
+def _store_piece(
+    waiting: list[tuple[Path, pa.Table]], skip: int, n: int, store: Callable[[pa.Table], object]
+) -> int:
+    """Store the next ``n`` spans of ``waiting`` (its first ``skip`` are stored), then delete
+    and drop the segments now stored whole; returns the new ``skip``."""
+    if n:
+        tables = [t for _, t in waiting]
+        tables[0] = tables[0].slice(skip)
+        piece = pa.concat_tables(tables) if len(tables) != 1 else tables[0]
+        store(piece.slice(0, n))
+        # Unmap what was stored before the next piece is read: the touched pages count in RSS.
+        del piece, tables
+    done = skip + n
+    while waiting and waiting[0][1].num_rows <= done:
+        done -= waiting[0][1].num_rows
+        waiting.pop(0)[0].unlink(missing_ok=True)
+    return done
 
 
 def recover(directory: Path, store: Callable[[pa.Table], object]) -> int:
@@ -152,7 +181,7 @@ def recover(directory: Path, store: Callable[[pa.Table], object]) -> int:
         leftover = segments(directory)
         if leftover:
             log.info("journal %s: loading %d leftover segments", directory, len(leftover))
-        return load_segments(leftover, store)
+        return load_segments(leftover, store).stored
     finally:
         os.close(lock)
 

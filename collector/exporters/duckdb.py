@@ -54,7 +54,12 @@ class Config:
     # memory as well as in the WAL (~0.5 KB per span), so this bounds the collector's memory too.
     checkpoint_wal_size: int = 64 * 2**20
     idle_checkpoint: float = 2.0  # seconds without a batch before the writer checkpoints; 0 = never
-    threads: int = 0  # DuckDB worker threads; 0 = DuckDB's default (all cores)
+    # DuckDB worker threads; 0 = DuckDB's default (all cores). One: a bulk load from the journal
+    # (many Arrow chunks) is inserted by every thread, each writing row groups of its own, which
+    # costs more CPU per span in all (bench/append.py) and, at 10 M spans, more than the 64MB
+    # memory_limit (the loads failed). Admin queries run single-threaded too: the trace lookup
+    # by correlation id took the same ~55 ms at 10 M spans while the collector is busy.
+    threads: int = 1
     # DuckDB memory_limit: without one DuckDB keeps freed buffers up to 80% of RAM, and the
     # collector's RSS only grows. Queries through the admin API spill to disk beyond it. DuckDB
     # keeps the blocks a bulk load wrote cached up to this limit: at 128MB the collector's RSS
@@ -103,6 +108,7 @@ class DuckDBExporter:
         self._last_write = time.monotonic()
         self._dirty = False
         self._unloaded = 0  # spans journaled and not loaded yet
+        self._skip = 0  # spans at the start of the oldest segment loaded already
         self._oldest: float | None = None  # when the oldest of them was journaled
         self._retry_at = 0.0  # after a failed load: not before this
         self._load_wanted = threading.Event()
@@ -192,9 +198,11 @@ class DuckDBExporter:
 
     # --- bulk loads -------------------------------------------------------------------------
 
-    def load(self) -> None:
+    def load(self, whole_pieces: bool = False) -> None:
         """Store every journaled span in DuckDB now (raises if that fails; the journal keeps
-        them and a later load retries)."""
+        them and a later load retries); with ``whole_pieces``, only pieces of exactly
+        ``bulk_load_spans`` (the loader's loads: see ``journal.BULK_LOAD_SPANS``), the rest
+        waits for the next load."""
         with self._db_lock:
             with self._lock:
                 if self.journal is None or self.connection is None or not self._unloaded:
@@ -203,8 +211,17 @@ class DuckDBExporter:
                 loading = self._unloaded
             t0 = time.perf_counter()
             try:
-                journal.load_segments(sealed, self._store, self.config.bulk_load_spans)
+                loaded = journal.load_segments(
+                    sealed,
+                    self._store,
+                    self.config.bulk_load_spans,
+                    skip=self._skip,
+                    whole_pieces=whole_pieces,
+                )
             except Exception as exc:
+                # Which spans of the oldest segment left are stored is not known: load them
+                # again (harmless, appends are idempotent).
+                self._skip = 0
                 self._failed_loads += 1
                 self._retry_at = time.monotonic() + self.config.bulk_load_interval
                 log.error(
@@ -215,24 +232,29 @@ class DuckDBExporter:
                 raise
             finally:
                 self._load_seconds += time.perf_counter() - t0
+            self._skip = loaded.skip
             self._loads += 1
             self._dirty = True
             self._last_write = time.monotonic()
             with self._lock:
-                # Spans journaled while this load ran stay counted for the next one.
-                self._unloaded = max(0, self._unloaded - loading)
+                # Spans journaled while this load ran, and those it left, count for the next.
+                self._unloaded = max(0, self._unloaded - loaded.stored)
                 self._oldest = time.monotonic() if self._unloaded else None
 
-    def _load_due(self) -> bool:
+    def _load_due(self) -> str | None:
+        """Which load is due: "size" (whole pieces of ``bulk_load_spans``), "age" (everything,
+        the oldest span waited ``bulk_load_interval``), or None."""
         with self._lock:
             if not self._unloaded or time.monotonic() < self._retry_at:
-                return False
+                return None
             if self._unloaded >= self.config.bulk_load_spans:
-                return True
-            return (
+                return "size"
+            if (
                 self._oldest is not None
                 and time.monotonic() - self._oldest >= self.config.bulk_load_interval
-            )
+            ):
+                return "age"
+            return None
 
     def _run_loader(self) -> None:
         """The loader thread: loads when due, checkpoints when ingest is idle, until stopped."""
@@ -241,9 +263,10 @@ class DuckDBExporter:
             self._load_wanted.clear()
             if self._stopping.is_set():
                 return
-            if self._load_due():
+            due = self._load_due()
+            if due:
                 try:
-                    self.load()
+                    self.load(whole_pieces=due == "size")
                 except Exception:
                     pass  # logged by load(); retried at the next tick after _retry_at
                 continue

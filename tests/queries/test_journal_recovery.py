@@ -118,3 +118,51 @@ def test_after_a_failed_append_the_next_batches_go_to_a_new_segment(tmp_path, mo
     # The first and last batches were acknowledged; the middle one was not, but it reached the
     # file whole, so it is stored as well (a client re-sending it is deduplicated).
     assert _count(db) == 7
+
+
+def _sealed_segments(directory: Path, batches) -> list[Path]:
+    """One segment per batch, as a collector leaves them when it seals after each."""
+    owner = journal.Journal(directory)
+    for b in batches:
+        owner.append(journal.as_spans(b))
+        owner.seal()
+    owner.close()
+    return journal.segments(directory)
+
+
+def _span_ids(first: int, n: int) -> list[str]:
+    return [f"{i:016x}" for i in range(first, first + n)]
+
+
+def test_whole_pieces_are_one_row_group_each_and_the_rest_waits_for_the_next_load(tmp_path):
+    directory = tmp_path / "spans.duckdb.journal"
+    paths = _sealed_segments(directory, [_batch(0, 5), _batch(5, 5), _batch(10, 5)])
+    pieces: list[list[str]] = []
+
+    def keep(t) -> None:
+        pieces.append(t.column("span_id").to_pylist())
+
+    first = journal.load_segments(paths, keep, 4, whole_pieces=True)
+    assert [len(p) for p in pieces] == [4, 4, 4]
+    assert first == journal.Loaded(stored=12, skip=2)
+    assert journal.segments(directory) == paths[2:]  # the segment with spans not stored yet
+    second = journal.load_segments(journal.segments(directory), keep, 4, skip=first.skip)
+    assert second == journal.Loaded(stored=3, skip=0)
+    assert [s for p in pieces for s in p] == _span_ids(0, 15)  # each span once, in order
+    assert journal.segments(directory) == []
+
+
+def test_a_crash_after_a_whole_pieces_load_stores_the_rest_and_nothing_twice(tmp_path):
+    db = tmp_path / "spans.duckdb"
+    con = store.connect(db)
+    paths = _sealed_segments(journal.directory_for(db), [_batch(0, 5), _batch(5, 5)])
+    loaded = journal.load_segments(
+        paths, lambda t: store.append_spans(con, t), 4, whole_pieces=True
+    )
+    assert loaded == journal.Loaded(stored=8, skip=3)
+    con.close()  # the kept segment's first 3 spans are stored: recovery loads it whole
+    con = store.connect(db)
+    ids = con.execute("SELECT span_id FROM spans ORDER BY span_id").fetchall()
+    assert [r[0] for r in ids] == _span_ids(0, 10)
+    assert journal.segments(journal.directory_for(db)) == []
+    con.close()
