@@ -158,14 +158,30 @@ static PyObject *text(const Field *f, int *status)
 #define CACHE_MAX_SIZE 64
 static PyObject *cache[CACHE_SLOTS];
 
+/* A slot from the length and up to 24 of the bytes (the start, middle and end, where attribute
+ * names differ): a collision only costs a miss. */
+static size_t cache_slot(const uint8_t *p, Py_ssize_t n)
+{
+    uint64_t h = (uint64_t)n * 0x9E3779B97F4A7C15u;
+    if (n >= 8) {
+        uint64_t a, b, c;
+        memcpy(&a, p, 8);
+        memcpy(&b, p + (n - 8) / 2, 8);
+        memcpy(&c, p + n - 8, 8);
+        h ^= a + (b << 1) + (c << 2);
+    } else {
+        for (Py_ssize_t i = 0; i < n; i++)
+            h ^= (uint64_t)p[i] << (8 * i);
+    }
+    h *= 0xFF51AFD7ED558CCDu;
+    return (size_t)(h >> 40) & (CACHE_SLOTS - 1);
+}
+
 static PyObject *short_text(const Field *f, int *status)
 {
     if (f->size > CACHE_MAX_SIZE)
         return text(f, status);
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (Py_ssize_t i = 0; i < f->size; i++)
-        h = (h ^ f->data[i]) * 16777619u;
-    PyObject **slot = &cache[(h ^ (h >> 16)) & (CACHE_SLOTS - 1)];
+    PyObject **slot = &cache[cache_slot(f->data, f->size)];
     PyObject *s = *slot;
     if (s != NULL && PyUnicode_GET_LENGTH(s) == f->size &&
         memcmp(PyUnicode_1BYTE_DATA(s), f->data, f->size) == 0)
