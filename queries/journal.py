@@ -43,7 +43,8 @@ log = logging.getLogger("otel_tokens.journal")
 #: span of the whole exporter, and at 10 M spans stored such loads ran out of the 64MB
 #: memory_limit (bench/append.py, docs/collector.md). The loader stores whole row groups and
 #: leaves the rest of the journal for the next load (``load_segments(whole_pieces=True)``).
-BULK_LOAD_SPANS = 122_880
+ROW_GROUP_SPANS = 122_880  # DuckDB's default row group size
+BULK_LOAD_SPANS = ROW_GROUP_SPANS
 
 SEGMENT_SUFFIX = ".arrows"
 _LOCK_NAME = "lock"

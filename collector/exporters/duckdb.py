@@ -45,6 +45,11 @@ _LOADER_TICK = 0.25  # seconds between the loader's looks at the clock when noth
 #: Unloaded spans past which ``export`` refuses (503) while loads keep failing: the journal
 #: is durable, but its size is bounded so that a stuck database cannot fill the disk unseen.
 _REFUSE_AT_LOADS = 16
+#: The most spans a load stores in one transaction smaller than a row group. Such a transaction
+#: goes through DuckDB's WAL, whose rows DuckDB keeps in memory, not evictable, until a
+#: checkpoint: at 10 M spans stored one of 61,440 spans ran out of the 64MB memory_limit, one
+#: of 30,720 did not. So a load's rest is stored in parts of this size, each checkpointed.
+_WAL_LOAD_SPANS = 30_720
 
 
 @dataclass
@@ -213,7 +218,7 @@ class DuckDBExporter:
             try:
                 loaded = journal.load_segments(
                     sealed,
-                    self._store,
+                    self._store_piece,
                     self.config.bulk_load_spans,
                     skip=self._skip,
                     whole_pieces=whole_pieces,
@@ -274,6 +279,17 @@ class DuckDBExporter:
                 self._checkpoint_if_idle()
             except Exception:
                 log.exception("duckdb: idle checkpoint failed")
+
+    def _store_piece(self, table: pa.Table) -> None:
+        """Store a piece of the journal: a row group or more in one transaction (written
+        straight to the file), less in checkpointed parts (see ``_WAL_LOAD_SPANS``)."""
+        if table.num_rows >= journal.ROW_GROUP_SPANS:
+            self._store(table)
+            return
+        assert self.connection is not None
+        for start in range(0, table.num_rows, _WAL_LOAD_SPANS):
+            self._store(table.slice(start, _WAL_LOAD_SPANS))
+            self.connection.execute("CHECKPOINT")
 
     def _store(self, table: pa.Table) -> int:
         """One idempotent DuckDB transaction; counts what was new (caller holds _db_lock)."""

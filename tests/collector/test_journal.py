@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from collector import config as config_module
+from collector.exporters import duckdb as duckdb_exporter
 from queries import journal
 from tests.collector.conftest import make_config
 from tests.collector.otlp_requests import T0, protobuf_request, span_spec
@@ -95,6 +96,20 @@ def test_a_batch_reaching_bulk_load_spans_is_loaded_without_waiting(start_collec
     assert (exporter._stored, exporter._unloaded) == (3, 1)
     # ... and a query loads it first, like every acknowledged span.
     assert collector.query("SELECT count(*) FROM spans")[0][0] == 4
+
+
+def test_a_load_smaller_than_a_row_group_is_stored_in_checkpointed_parts(
+    start_collector, tmp_path, monkeypatch
+):
+    """Below a row group DuckDB keeps the rows in memory until a checkpoint: parts, each
+    checkpointed, so that a large rest cannot run out of memory_limit."""
+    monkeypatch.setattr(duckdb_exporter, "_WAL_LOAD_SPANS", 2)
+    collector = start_collector(exporters=_exporter(tmp_path, bulk_load_interval="1h"))
+    _post(collector, [span_spec() for _ in range(5)])
+    parts = "SELECT count(DISTINCT appended_batch), count(*) FROM spans"
+    assert collector.query(parts) == [(3, 5)]  # one append_spans per part of at most 2
+    con = collector.collector.exporters["duckdb"].connection
+    assert con.execute("SELECT wal_size FROM pragma_database_size()").fetchall() == [("0 bytes",)]
 
 
 def test_a_failing_load_keeps_the_journal_and_is_retried(start_collector, tmp_path):
