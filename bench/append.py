@@ -4,9 +4,11 @@ The collector's writer hands ``append_spans`` batches of 512 (one request) up to
 every batch is one transaction: duplicate check, insert, llm_call flag, node walk, per-trace
 summary. This appends a stream of new spans (traces 146 µs apart, ~50,000 spans/s, cut into
 batches regardless of trace boundaries so traces straddle batches as they do in real traffic)
-after the data of a copy of the view benchmark's database, and reports per batch size the
-median milliseconds per batch and microseconds per span (wall and process CPU), and the mean,
-which includes the fold of the per-trace summary every ``queries.store.FOLD_SPANS_AT`` spans.
+after the data of a copy of the view benchmark's database, on a connection set up as the
+collector's exporter sets its own (threads, memory_limit, checkpoint threshold), and reports per
+batch size the median milliseconds per batch and microseconds per span (wall and process
+CPU), and the mean, which includes the fold of the per-trace summary every
+``queries.store.FOLD_SPANS_AT`` spans.
 
 Two span mixes: ``foreign`` (the generator's mix, where some calls carry no node of their own
 and inherit one, as with a foreign instrumentation) and ``plugin`` (every call carries its own
@@ -40,9 +42,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from generate import generate, span_batch
 
+from collector.exporters.duckdb import Config as ExporterConfig
 from queries.store import append_spans, connect
 
-SIZES = (512, 8192, 32768)
+#: Request-sized batches up to the journal's bulk loads: half a row group (through DuckDB's WAL)
+#: and a whole one (written straight to the file).
+SIZES = (512, 8192, 32768, 61440, 122880)
+JOURNAL_CHUNK = 4096  # a bulk load's Arrow table holds one chunk per journaled batch
 STEP_US = 146.0  # one trace of ~7.3 spans every 146 µs: ~50,000 spans/s
 MIXES = ("foreign", "plugin")
 
@@ -80,9 +86,13 @@ def measure(con: duckdb.DuckDBPyConnection, size: int, batches: int, mix: str, s
     cpu = []
     inserted = 0
     for b in range(batches):
-        batch = stream.slice(b * size, size)
+        # in chunks, as a load from the journal hands it over (DuckDB scans chunks in parallel)
+        batch = pa.Table.from_batches(stream.slice(b * size, size).to_batches(JOURNAL_CHUNK))
         t, c = time.perf_counter(), time.process_time()
-        inserted += append_spans(con, batch)
+        try:
+            inserted += append_spans(con, batch)
+        except duckdb.OutOfMemoryException as exc:
+            return {"batch_spans": size, "batches": b, "failed": str(exc).splitlines()[0]}
         times.append(time.perf_counter() - t)
         cpu.append(time.process_time() - c)
     assert inserted == stream.num_rows, "every span of the stream is new"
@@ -113,9 +123,12 @@ def run(db_path: Path, sizes: tuple[int, ...], spans_per_size: int, seed: int) -
         con = connect(copy)  # applies any migration the copy lacks (not part of the timing)
         results["connect_and_migrate_s"] = round(time.perf_counter() - t, 2)
         results["stored_spans"] = con.execute("SELECT count(*) FROM spans").fetchall()[0][0]
-        # As the collector's exporter configures its connection.
+        # As the collector's exporter configures its connection (its defaults).
+        exporter = ExporterConfig()
         con.execute("SET preserve_insertion_order = false")
-        con.execute("SET checkpoint_threshold = '256MB'")
+        con.execute(f"SET checkpoint_threshold = '{exporter.checkpoint_wal_size}B'")
+        con.execute(f"SET threads = {exporter.threads}")
+        con.execute("SET memory_limit = ?", [exporter.memory_limit])
         runs: dict[str, Any] = {}
         for mix in MIXES:
             for size in sizes:
@@ -136,6 +149,10 @@ def print_table(r: dict[str, Any]) -> None:
     )
     for key, a in r["append"].items():
         mix = key.split("_")[0]
+        if "failed" in a:
+            failed = f"failed after {a['batches']} batches: {a['failed']}"
+            print(f"{mix:<10}{a['batch_spans']:>8}  {failed}")
+            continue
         print(
             f"{mix:<10}{a['batch_spans']:>8}{a['batches']:>9}{a['median_ms']:>11.2f}"
             f"{a['us_per_span']:>10.2f}{a['spans_per_s']:>12,}{a['cpu_ms']:>10.2f}"
