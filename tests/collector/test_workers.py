@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -165,3 +168,17 @@ def test_every_fork_server_preload_module_imports():
 
     for name in workers.FORKSERVER_PRELOAD:
         assert importlib.import_module(name).__name__ == name
+
+
+def test_the_collector_processes_allocate_arrow_buffers_with_malloc() -> None:
+    # In a fresh interpreter: the pool is process-wide, and the default one (mimalloc) keeps
+    # freed memory, which kept the collector over its memory target under overload.
+    code = (
+        "import pyarrow as pa; from collector.workers import use_system_allocator; "
+        "use_system_allocator(); print(pa.default_memory_pool().backend_name)"
+    )
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root
+    )
+    assert out.stdout.strip() == "system"
