@@ -18,7 +18,7 @@ from collector import pipeline as pipeline_module
 from collector.admin import AdminListener
 from collector.config import CollectorConfig, ConfigError
 from collector.pipeline import Consumer, Pipeline, Stats, stage_specs
-from collector.workers import WorkerPool, default_workers, sum_counters, use_system_allocator
+from collector.workers import WorkerPool, default_workers, sum_counters, tune_allocator
 
 log = logging.getLogger("otel_tokens.collector")
 
@@ -157,7 +157,7 @@ def main(config_path: str | None = None) -> int:
         print(f"otel-tokens collector: config error: {exc}", file=sys.stderr)
         return 2
     _setup_logging(cfg.log_level)
-    use_system_allocator()
+    tune_allocator()
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -11,6 +11,7 @@ never from the collector itself, whose DuckDB and gRPC threads must not be forke
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import logging
 import multiprocessing
@@ -116,7 +117,7 @@ def _init_worker(specs: Sequence[StageSpec], collector_pid: int) -> None:
     for spec in specs:
         _stages[spec.pipeline] = spec.build()
     tune_gc()
-    use_system_allocator()
+    tune_allocator()
     threading.Thread(target=_exit_with, args=(collector_pid,), daemon=True).start()
 
 
@@ -148,18 +149,35 @@ def tune_gc() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
-def use_system_allocator() -> None:
-    """Allocate Arrow buffers with the C library's malloc instead of pyarrow's default
-    (mimalloc), in this process.
+#: glibc ``mallopt`` parameters (malloc.h).
+_M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8
 
-    mimalloc keeps the memory of freed buffers for reuse; the collector frees large ones all the
-    time (a bulk load's 122,880 spans, each request's batch), so its resident memory stays near
-    the high-water mark of every size it has held. malloc returns large blocks to the system.
-    ``bench/ingest.py``: the collector process tree at 347-353 MB PSS instead of 388-391 (runs
-    interleaved, no slower: 56.8k and 61.0k spans/s against 50.8k and 56.4k), and under
-    ``--overload`` 376-395 MB instead of 446.
+
+def tune_allocator() -> None:
+    """Give freed memory back to the system promptly, in this process.
+
+    The collector frees large buffers all the time (a bulk load's 122,880 spans, each request's
+    Arrow batch and body), and the allocators kept their memory for reuse, so resident memory
+    stayed near the high-water mark of every size ever held:
+
+    - Arrow buffers are allocated with the C library's malloc instead of pyarrow's default,
+      mimalloc: ``bench/ingest.py``'s process tree at 347-353 MB PSS instead of 388-391 (runs
+      interleaved, no slower: 56.8k and 61.0k spans/s against 50.8k and 56.4k), under
+      ``--overload`` ~385 MB instead of 446.
+    - glibc's malloc then serves blocks of 1 MiB and more straight from mmap, returned on free
+      (its default threshold rises with every large block freed, up to 32 MiB, after which such
+      blocks stay in its heaps), and keeps two arenas instead of eight per core (each thread
+      otherwise fills and keeps its own): under ``--overload`` 378-382 MB PSS instead of
+      399-419 (3 runs each, interleaved), no slower.
     """
     pa.set_memory_pool(pa.system_memory_pool())
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc: its defaults
+        return
+    mallopt(_M_MMAP_THRESHOLD, 1 << 20)
+    mallopt(_M_ARENA_MAX, 2)
 
 
 def _exit_with(pid: int) -> None:

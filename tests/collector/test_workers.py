@@ -174,8 +174,8 @@ def test_the_collector_processes_allocate_arrow_buffers_with_malloc() -> None:
     # In a fresh interpreter: the pool is process-wide, and the default one (mimalloc) keeps
     # freed memory, which kept the collector over its memory target under overload.
     code = (
-        "import pyarrow as pa; from collector.workers import use_system_allocator; "
-        "use_system_allocator(); print(pa.default_memory_pool().backend_name)"
+        "import pyarrow as pa; from collector.workers import tune_allocator; "
+        "tune_allocator(); print(pa.default_memory_pool().backend_name)"
     )
     root = Path(__file__).resolve().parents[2]
     out = subprocess.run(
