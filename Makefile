@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 
 .PHONY: test lint demo bench clean
 
-$(STAMP): pyproject.toml setup.py collector/receivers/_fast_decode.c
+$(STAMP): pyproject.toml setup.py collector/receivers/_fast_decode.c collector/_fast_rows.c
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'

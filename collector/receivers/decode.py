@@ -1,7 +1,7 @@
 """OTLP trace requests (protobuf or OTLP/JSON) flattened into span rows (team interface 2).
 
 This is the collector's hot loop. Protobuf bodies go first through ``_fast_decode`` (C, built at
-install): it reads the wire format straight into the same rows, ~5x faster than parsing the
+install): it reads the wire format straight into the same rows, ~4x faster than parsing the
 message with the protobuf library and walking it, and declines whatever is not the plain case
 (malformed bodies, rejected spans, protobuf's merge rules) so that the protobuf path below, which
 defines the result, decides those. OTLP/JSON is walked directly instead of going through
