@@ -218,7 +218,7 @@ class DuckDBExporter:
             try:
                 loaded = journal.load_segments(
                     sealed,
-                    self._store_piece,
+                    self._store_in_transactions,
                     self.config.bulk_load_spans,
                     skip=self._skip,
                     whole_pieces=whole_pieces,
@@ -280,7 +280,7 @@ class DuckDBExporter:
             except Exception:
                 log.exception("duckdb: idle checkpoint failed")
 
-    def _store_piece(self, table: pa.Table) -> None:
+    def _store_in_transactions(self, table: pa.Table) -> None:
         """Store a piece of the journal: a row group or more in one transaction (written
         straight to the file), less in checkpointed parts (see ``_WAL_LOAD_SPANS``)."""
         if table.num_rows >= journal.ROW_GROUP_SPANS:

@@ -403,19 +403,24 @@ static int check_key_values(const Field *kv)
     return status;
 }
 
-/* Wire types of the fields of the messages only checked, by field number (-1: unknown). */
+/* The messages read by table: each field's wire type by number (-1: not a field of it)... */
 static const int8_t EVENT_FIELDS[] = {-1, FIXED64, BYTES, BYTES, VARINT};
 static const int8_t LINK_FIELDS[] = {-1, BYTES, BYTES, BYTES, BYTES, VARINT, FIXED32};
 static const int8_t ENTITY_REF_FIELDS[] = {-1, BYTES, BYTES, BYTES, BYTES};
+static const int8_t SCOPE_FIELDS[] = {-1, BYTES, BYTES, BYTES, VARINT};
+static const int8_t RESOURCE_FIELDS[] = {-1, BYTES, VARINT, BYTES};
 
-/* What a field of those messages holds: which are text, which key-values. */
-enum { SKIP, TEXT, KEY_VALUES };
+/* ... and what each holds: text or key-values only checked (protobuf parses them, the rows do
+ * not use them), an entity ref checked, or the one field the rows use, read into *into. */
+enum { SKIP, TEXT, KEY_VALUES, ENTITY_REF, READ_TEXT, READ_KEY_VALUES };
 static const int8_t EVENT_HOLDS[] = {SKIP, SKIP, TEXT, KEY_VALUES, SKIP};
 static const int8_t LINK_HOLDS[] = {SKIP, SKIP, SKIP, TEXT, KEY_VALUES, SKIP, SKIP};
 static const int8_t ENTITY_REF_HOLDS[] = {SKIP, TEXT, TEXT, TEXT, TEXT};
+static const int8_t SCOPE_HOLDS[] = {SKIP, READ_TEXT, TEXT, KEY_VALUES, SKIP};
+static const int8_t RESOURCE_HOLDS[] = {SKIP, READ_KEY_VALUES, SKIP, ENTITY_REF};
 
-static int check_message(const Field *m, const int8_t *wire_types, const int8_t *holds,
-                         uint32_t fields)
+static int read_message(const Field *m, const int8_t *wire_types, const int8_t *holds,
+                        uint32_t fields, PyObject **into)
 {
     Reader r = reader_of(m->data, m->size);
     Field f;
@@ -424,16 +429,26 @@ static int check_message(const Field *m, const int8_t *wire_types, const int8_t 
     {
         if (f.number > fields)
             continue;
-        status = f.wire_type != wire_types[f.number] ? DECLINE
-                 : holds[f.number] == TEXT           ? check_text(&f)
-                 : holds[f.number] == KEY_VALUES     ? check_key_values(&f)
-                                                     : OK;
+        if (f.wire_type != wire_types[f.number])
+            status = DECLINE;
+        else if (holds[f.number] == TEXT)
+            status = check_text(&f);
+        else if (holds[f.number] == KEY_VALUES)
+            status = check_key_values(&f);
+        else if (holds[f.number] == ENTITY_REF)
+            status = read_message(&f, ENTITY_REF_FIELDS, ENTITY_REF_HOLDS,
+                                  sizeof(ENTITY_REF_HOLDS) - 1, NULL);
+        else if (holds[f.number] == READ_TEXT)
+            status = replace_text(into, &f);
+        else if (holds[f.number] == READ_KEY_VALUES)
+            status = key_values_into(*into, &f, 0);
         if (status != OK)
             break;
     }
     return status;
 }
-#define CHECK(field, KIND) check_message(field, KIND##_FIELDS, KIND##_HOLDS, sizeof(KIND##_HOLDS) - 1)
+#define READ(field, KIND, into)                                                                 \
+    read_message(field, KIND##_FIELDS, KIND##_HOLDS, sizeof(KIND##_HOLDS) - 1, into)
 
 /* A singular sub-message field: DECLINE if sent twice (protobuf would merge the two). */
 static int once(Field *slot, const Field *f)
@@ -496,8 +511,8 @@ static int read_span(const Field *m, Span *s)
         case 7: s->start = f.value; break;
         case 8: s->end = f.value; break;
         case 9: status = key_values_into(s->attributes, &f, 0); break;
-        case 11: status = CHECK(&f, EVENT); break;
-        case 13: status = CHECK(&f, LINK); break;
+        case 11: status = READ(&f, EVENT, NULL); break;
+        case 13: status = READ(&f, LINK, NULL); break;
         case 15: status = once(&s->status, &f); break;
         }
         if (status != OK)
@@ -621,30 +636,6 @@ static int singular_part(const Field *m, Field *part)
     return status;
 }
 
-/* The instrumentation scope's name ("" is None), its other fields checked. */
-static int scope_name(const Field *scope, PyObject **name)
-{
-    Reader r = reader_of(scope->data, scope->size);
-    Field f;
-    int status = OK;
-    static const int8_t wire_types[] = {-1, BYTES, BYTES, BYTES, VARINT};
-    FOR_EACH_FIELD(r, f, status)
-    {
-        if (f.number > 4)
-            continue;
-        status = f.wire_type != wire_types[f.number] ? DECLINE
-                 : f.number == 1                     ? replace_text(name, &f)
-                 : f.number == 2                     ? check_text(&f)
-                 : f.number == 3                     ? check_key_values(&f)
-                                                     : OK;
-        if (status != OK)
-            break;
-    }
-    if (*name != NULL && (status != OK || PyUnicode_GET_LENGTH(*name) == 0))
-        Py_CLEAR(*name);
-    return status;
-}
-
 static int scope_spans(const Field *m, PyObject *service, PyObject *resource,
                        PyObject *received_at, PyObject *rows)
 {
@@ -652,7 +643,9 @@ static int scope_spans(const Field *m, PyObject *service, PyObject *resource,
     PyObject *name = NULL;
     int status = singular_part(m, &scope);
     if (status == OK && scope.data)
-        status = scope_name(&scope, &name);
+        status = READ(&scope, SCOPE, &name);
+    if (name != NULL && (status != OK || PyUnicode_GET_LENGTH(name) == 0))
+        Py_CLEAR(name); /* an empty scope name is None */
     if (status != OK)
         return status;
     PyObject *template = scope_template(service, name ? name : Py_None, resource, received_at);
@@ -666,27 +659,6 @@ static int scope_spans(const Field *m, PyObject *service, PyObject *resource,
             break;
     }
     Py_DECREF(template);
-    return status;
-}
-
-/* The resource's attributes (a dict shared by the rows of all its spans). */
-static int resource_attributes(const Field *resource, PyObject *attributes)
-{
-    Reader r = reader_of(resource->data, resource->size);
-    Field f;
-    int status = OK;
-    static const int8_t wire_types[] = {-1, BYTES, VARINT, BYTES};
-    FOR_EACH_FIELD(r, f, status)
-    {
-        if (f.number > 3)
-            continue;
-        status = f.wire_type != wire_types[f.number] ? DECLINE
-                 : f.number == 1                     ? key_values_into(attributes, &f, 0)
-                 : f.number == 3                     ? CHECK(&f, ENTITY_REF)
-                                                     : OK;
-        if (status != OK)
-            break;
-    }
     return status;
 }
 
@@ -709,7 +681,7 @@ static int resource_spans(const Field *m, PyObject *received_at, PyObject *rows)
     if (attributes == NULL)
         return FAIL;
     if (resource.data)
-        status = resource_attributes(&resource, attributes);
+        status = READ(&resource, RESOURCE, &attributes);
     if (status == OK && (service = service_of(attributes)) == NULL)
         status = FAIL;
     if (status == OK) {
