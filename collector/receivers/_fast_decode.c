@@ -83,7 +83,7 @@ static uint64_t load_le(const uint8_t *p, int n)
     return v;
 }
 
-/* The next field of a message: 1, 0 at its end, DECLINE (-2) on anything malformed or unusual. */
+/* The next field of a message: 1, 0 at its end, BAD on anything malformed or unusual. */
 #define BAD (-2)
 static int next_field(Reader *r, Field *f)
 {
@@ -98,17 +98,14 @@ static int next_field(Reader *r, Field *f)
     case VARINT:
         return read_varint(r, &f->value) ? 1 : BAD;
     case FIXED64:
-        if (r->end - r->p < 8)
+    case FIXED32: {
+        int size = f->wire_type == FIXED64 ? 8 : 4;
+        if (r->end - r->p < size)
             return BAD;
-        f->value = load_le(r->p, 8);
-        r->p += 8;
+        f->value = load_le(r->p, size);
+        r->p += size;
         return 1;
-    case FIXED32:
-        if (r->end - r->p < 4)
-            return BAD;
-        f->value = load_le(r->p, 4);
-        r->p += 4;
-        return 1;
+    }
     case BYTES: {
         uint64_t size;
         if (!read_varint(r, &size) || size > (uint64_t)(r->end - r->p))
